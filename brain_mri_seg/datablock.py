@@ -9,7 +9,7 @@ __all__ = ['AUG_PRESETS', 'NORMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'aug_preset'
            'patient_stats', 'norm_image', 'substitute_seq', 'SliceDataset', 'SegDataLoader', 'seed_epoch',
            'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
 
-# %% ../nbs/01_datablock.ipynb #247fb174
+# %% ../nbs/01_datablock.ipynb #96f24420
 import os
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')  # albumentations would check PyPI on import; CI has no network
 import inspect, json, random, re, warnings
@@ -18,13 +18,15 @@ import cv2, numpy as np, pandas as pd, torch
 import albumentations as A
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, merge, patch
-from fastai.data.load import DataLoader
-from fastai.data.core import DataLoaders
-from fastai.callback.core import Callback
-from fastai.torch_core import default_device
+with warnings.catch_warnings():  # fastai.layers calls torch.jit.script at import, deprecated in torch 2.14
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fastai.data.load import DataLoader
+    from fastai.data.core import DataLoaders
+    from fastai.callback.core import Callback
+    from fastai.torch_core import default_device
 from .data import DataError, read_image, read_mask, load_mask, kfold
 
-# %% ../nbs/01_datablock.ipynb #e3f4bbca
+# %% ../nbs/01_datablock.ipynb #b3e11a7c
 AUG_PRESETS = ('none', 'soft', 'medium', 'hard')  # names accepted by `aug_preset` (case-insensitive)
 
 def _resize(size:int)->A.Resize:
@@ -36,7 +38,7 @@ def _check_size(size):
         raise ValueError(f"size must be an int >= 8 (pixels), got {size!r}")
     return int(size)
 
-# %% ../nbs/01_datablock.ipynb #c316cde6
+# %% ../nbs/01_datablock.ipynb #e94de01e
 def _soft():
     return [A.HorizontalFlip(p=0.5),
             A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-15, 15), p=0.5)]
@@ -57,7 +59,7 @@ def _hard():
             A.CoarseDropout(num_holes_range=(1, 6), hole_height_range=(0.05, 0.15),
                             hole_width_range=(0.05, 0.15), fill=0, fill_mask=0, p=0.5)]
 
-# %% ../nbs/01_datablock.ipynb #d07ad1e0
+# %% ../nbs/01_datablock.ipynb #e4989118
 def aug_preset(
     name:str,  # 'none', 'soft', 'medium' or 'hard' (case-insensitive, so the seed's 'Soft' works)
     size:int,  # Output height and width in pixels
@@ -69,7 +71,7 @@ def aug_preset(
     tfms = dict(none=list, soft=_soft, medium=_medium, hard=_hard)[key]()
     return A.Compose(tfms + [_resize(size)], mask_interpolation=cv2.INTER_NEAREST)
 
-# %% ../nbs/01_datablock.ipynb #277f9a79
+# %% ../nbs/01_datablock.ipynb #e626f533
 _RENAMED = dict(value='fill', mask_value='fill_mask', cval='fill', cval_mask='fill_mask',
                 fill_value='fill', mask_fill_value='fill_mask', mode='border_mode')  # albumentations 1.x -> 2.x
 _DROPPED = ('always_apply', 'alpha_affine')
@@ -82,7 +84,7 @@ def _coarse_v1(d):
             mx = d.pop(hi); mn = d.pop(lo, None)
             d.setdefault(new, [mx if mn is None else mn, mx])
 
-# %% ../nbs/01_datablock.ipynb #4d144142
+# %% ../nbs/01_datablock.ipynb #54741531
 def _to_v2(d:dict)->dict:
     "Copy of serialized transform `d` with albumentations 1.x arguments translated to 2.x, recursively"
     d = dict(d)
@@ -99,7 +101,7 @@ def _to_v2(d:dict)->dict:
     if 'transforms' in d: d['transforms'] = [_to_v2(t) for t in d['transforms']]
     return d
 
-# %% ../nbs/01_datablock.ipynb #357acff4
+# %% ../nbs/01_datablock.ipynb #d9590e23
 def aug_from_json(
     s:str,     # albumentations JSON (1.x or 2.x), may hold literal `IMAGE_HEIGHT`/`IMAGE_WIDTH` placeholders
     size:int,  # Replaces the placeholders; a final `Resize(size, size)` is added if the pipeline lacks one
@@ -127,7 +129,7 @@ def aug_from_json(
     extra = [] if isinstance(last, A.Resize) and (last.height, last.width) == (size, size) else [_resize(size)]
     return A.Compose(list(tfm.transforms) + extra, p=tfm.p, mask_interpolation=cv2.INTER_NEAREST)
 
-# %% ../nbs/01_datablock.ipynb #7aac1611
+# %% ../nbs/01_datablock.ipynb #c5179244
 NORMS = ('simple', 'imagenet', 'volume')  # normalizations accepted by `norm_image` and `get_dls`
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -144,30 +146,31 @@ def volume_stats(
     lo, hi = (cdf < 0.01).sum(1), (cdf < 0.99).sum(1)
     return np.stack([lo, np.maximum(hi, lo+1)]).astype(np.float32)
 
-# %% ../nbs/01_datablock.ipynb #38ded351
+# %% ../nbs/01_datablock.ipynb #4513b1b7
 def patient_stats(
     df:pd.DataFrame,  # Slice table with `patient` and `image` columns
 )->dict:              # patient -> `volume_stats` of all its slices
     "`volume_stats` of every patient in `df`, reading each image once"
     return {p: volume_stats(read_image(f) for f in g['image']) for p, g in df.groupby('patient', sort=False)}
 
-# %% ../nbs/01_datablock.ipynb #01ce9a14
+# %% ../nbs/01_datablock.ipynb #1a11e3b8
 def norm_image(
     img:np.ndarray,  # (H,W,3) uint8 slice, already augmented and resized
     norm:str='simple',  # 'simple' (x/255), 'imagenet' (mean/std) or 'volume' (percentile scaling)
     stats:np.ndarray|None=None,  # `volume_stats` of the slice's volume for 'volume'; None: the slice's own
 )->torch.Tensor:  # float32 (3,H,W)
     "Float tensor (3,H,W) of `img` normalized with `norm`"
-    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
-    if norm == 'simple': return x.div_(255)
-    if norm == 'imagenet':
-        return x.div_(255).sub_(torch.from_numpy(IMAGENET_MEAN)[:, None, None]).div_(torch.from_numpy(IMAGENET_STD)[:, None, None])
+    if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
+    x = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
     if norm == 'volume':
-        lo, hi = torch.from_numpy(volume_stats(img) if stats is None else np.asarray(stats, np.float32))
-        return x.sub_(lo[:, None, None]).div_((hi-lo)[:, None, None])
-    raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
+        lo, hi = volume_stats(img) if stats is None else np.asarray(stats, np.float32)
+        x -= lo[:, None, None]; x /= (hi - lo)[:, None, None]
+    else:
+        x /= 255
+        if norm == 'imagenet': x -= IMAGENET_MEAN[:, None, None]; x /= IMAGENET_STD[:, None, None]
+    return torch.from_numpy(x)
 
-# %% ../nbs/01_datablock.ipynb #2fe1b7b6
+# %% ../nbs/01_datablock.ipynb #7e1e61e9
 def substitute_seq(
     img:np.ndarray,  # (H,W,3) uint8 slice
     p:float,         # Probability of replacing each of channels 0 and 2 by channel 1 (FLAIR)
@@ -180,14 +183,14 @@ def substitute_seq(
     for c in np.array([0, 2])[swap]: out[..., c] = img[..., 1]
     return out
 
-# %% ../nbs/01_datablock.ipynb #e5c699e9
+# %% ../nbs/01_datablock.ipynb #1513d0de
 def _labelled(df):
     "Boolean Series: rows with a mask file, or any row of a table with an `rle_mask` column (as `load_mask` reads them)"
     if 'rle_mask' in df: return pd.Series(True, index=df.index)
     if 'mask' not in df: return pd.Series(False, index=df.index)
     return df['mask'].map(lambda o: isinstance(o, (str, Path)) and str(o) != '')
 
-# %% ../nbs/01_datablock.ipynb #2caa21a0
+# %% ../nbs/01_datablock.ipynb #ab66b743
 class SliceDataset(torch.utils.data.Dataset):
     "Slices of table `df` as `(x, y)` float tensors, augmented by `tfm` and normalized with `norm`"
     def __init__(self,
@@ -209,7 +212,7 @@ class SliceDataset(torch.utils.data.Dataset):
             self.stats = [st[p] for p in self.df['patient']]
     def __len__(self): return len(self.images)
 
-# %% ../nbs/01_datablock.ipynb #9cf1cf42
+# %% ../nbs/01_datablock.ipynb #bd4cbedf
 @patch
 def load(self:SliceDataset, i:int):
     "Image (H,W,3) uint8 and mask (H,W) uint8 0/1 of row `i`"
@@ -217,11 +220,11 @@ def load(self:SliceDataset, i:int):
     msk = read_mask(self.masks[i]) if self.masks[i] else load_mask(self.df.iloc[i], shape=img.shape[:2])
     return img, msk
 
-# %% ../nbs/01_datablock.ipynb #7938cb78
+# %% ../nbs/01_datablock.ipynb #e829ff20
 @patch
 def __getitem__(self:SliceDataset, i):
-    "`(x, y)` of row `i`, or of `(i, seed)` with every random choice seeded by `seed`"
-    i, s = i if isinstance(i, tuple) else (i, None)
+    "`(x, y)` of row `i`; `(i, seed)` (or an index with a `seed` attribute) seeds every random choice"
+    i, s = i if isinstance(i, tuple) else (int(i), getattr(i, 'seed', None))
     img, msk = self.load(i)
     if s is not None:
         rng = np.random.default_rng(s)
@@ -231,7 +234,7 @@ def __getitem__(self:SliceDataset, i):
     x = norm_image(r['image'], self.norm, None if self.stats is None else self.stats[i])
     return x, torch.from_numpy(r['mask'][None].astype(np.float32))
 
-# %% ../nbs/01_datablock.ipynb #59a11da5
+# %% ../nbs/01_datablock.ipynb #a7c177c5
 class SegDataLoader(DataLoader):
     "fastai `DataLoader` over a `SliceDataset` whose shuffle and augmentation derive from `(seed, epoch)`"
     def __init__(self,
@@ -248,7 +251,7 @@ class SegDataLoader(DataLoader):
         "Copy of this loader (fastai uses it for `get_preds`), keeping seed, epoch and `pos_frac`"
         return super().new(dataset, cls, **merge(dict(seed=self.seed, epoch=self.epoch, pos_frac=self.pos_frac), kwargs))
 
-# %% ../nbs/01_datablock.ipynb #5edf3c56
+# %% ../nbs/01_datablock.ipynb #e1a91641
 @patch
 def _check_balance(self:SegDataLoader):
     "Raise unless balanced sampling is possible for this dataset"
@@ -260,15 +263,21 @@ def _check_balance(self:SegDataLoader):
         raise DataError(f"pos_frac={self.pos_frac} needs both tumour and tumour-free training slices; "
                         f"got {pos.sum()} of {len(pos)} with a tumour")
 
+class _Seeded(int):
+    "A row index that carries the seed of its item's random choices"
+    def __new__(cls, i, seed):
+        o = super().__new__(cls, i); o.seed = seed; return o
+    def __reduce__(self): return (_Seeded, (int(self), self.seed))
+
 def _stream(idx:np.ndarray, n:int, rng:np.random.Generator)->np.ndarray:
     "`n` items of `idx` in successive shuffled passes"
     if n == 0: return idx[:0]
     return np.concatenate([rng.permutation(idx) for _ in range(-(-n // len(idx)))])[:n]
 
-# %% ../nbs/01_datablock.ipynb #dbfe6253
+# %% ../nbs/01_datablock.ipynb #9ba0fa3b
 @patch
 def get_idxs(self:SegDataLoader):
-    "`(row, item_seed)` pairs of the next epoch (called in the main process); then advance `epoch`"
+    "Row indices of the next epoch, each carrying its augmentation seed (called in the main process); then advance `epoch`"
     rng = np.random.default_rng([self.seed, self.epoch])
     self.epoch += 1
     if self.shuffle and self.pos_frac is not None:
@@ -277,9 +286,12 @@ def get_idxs(self:SegDataLoader):
         b = np.concatenate([_stream(pos, nb*k, rng).reshape(nb, k), _stream(neg, nb*(self.bs-k), rng).reshape(nb, self.bs-k)], 1)
         order = rng.permuted(b, axis=1).ravel()
     else: order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-    return list(zip(order.tolist(), rng.integers(0, 2**32, len(order)).tolist()))
+    return [_Seeded(i, sd) for i, sd in zip(order.tolist(), rng.integers(0, 2**32, len(order)).tolist())]
 
-# %% ../nbs/01_datablock.ipynb #5765e8c9
+@patch
+def create_item(self:SegDataLoader, s): return self.dataset[s]  # fastai's `s or 0` would drop index 0's seed
+
+# %% ../nbs/01_datablock.ipynb #baf29de3
 @patch
 def one_batch(self:SegDataLoader):
     "First batch of the coming epoch, without using up that epoch"
@@ -287,7 +299,13 @@ def one_batch(self:SegDataLoader):
     try: return DataLoader.one_batch(self)
     finally: self.epoch = ep
 
-# %% ../nbs/01_datablock.ipynb #af60def1
+# %% ../nbs/01_datablock.ipynb #7b267fe7
+@patch
+def create_batch(self:SegDataLoader, b):
+    "Collate a list of `(x, y)` items by stacking with NumPy (single-threaded)"
+    return tuple(torch.from_numpy(np.stack([o[k].numpy() for o in b])) for k in range(len(b[0])))
+
+# %% ../nbs/01_datablock.ipynb #96048714
 def seed_epoch(
     dls,  # `DataLoaders` or a single `SegDataLoader`
     seed:int|None,  # New base seed; None keeps each loader's own
@@ -299,13 +317,13 @@ def seed_epoch(
         if seed is not None: dl.seed = seed
         dl.epoch = epoch
 
-# %% ../nbs/01_datablock.ipynb #eb8fd447
+# %% ../nbs/01_datablock.ipynb #06176a23
 class SeedEpochCallback(Callback):
     "Call `seed_epoch(dls, None, epoch)` before each epoch, so epoch `e` of a fit always sees the same batches"
     order = -10
     def before_epoch(self): seed_epoch(self.dls, None, self.epoch)
 
-# %% ../nbs/01_datablock.ipynb #372ad9f2
+# %% ../nbs/01_datablock.ipynb #9a145be0
 class SegDataLoaders(DataLoaders):
     "fastai `DataLoaders` that also expose the slice tables behind the training and validation loaders"
     @property
@@ -313,7 +331,7 @@ class SegDataLoaders(DataLoaders):
     @property
     def valid_df(self)->pd.DataFrame: return self.valid.dataset.df
 
-# %% ../nbs/01_datablock.ipynb #b1079218
+# %% ../nbs/01_datablock.ipynb #0f607599
 def _check_table(df, valid_fold, need_pixels):
     "Validated slice table `df`, with a `fold` column"
     if miss := [c for c in ('patient', 'image') if c not in df]:
@@ -335,7 +353,7 @@ def _train_tfm(aug, size):
     if isinstance(aug, str) and aug.lstrip().startswith('{'): return aug_from_json(aug, size)
     return aug_preset(aug, size)
 
-# %% ../nbs/01_datablock.ipynb #3a8d4ba6
+# %% ../nbs/01_datablock.ipynb #83053c84
 def get_dls(
     df:pd.DataFrame,   # Slice table (`lgg_table`/`read_data`); without a `fold` column, `kfold(df)` adds one
     valid_fold:int=4,  # Fold held out for validation (the seed's `folds: ['4']`)
@@ -368,7 +386,7 @@ def get_dls(
     vdl = SegDataLoader(vds, seed=seed, bs=val_bs or bs, shuffle=False, drop_last=False, num_workers=num_workers)
     return SegDataLoaders(tdl, vdl, device=default_device() if device is None else device)
 
-# %% ../nbs/01_datablock.ipynb #0f8dd8cb
+# %% ../nbs/01_datablock.ipynb #4b1a4366
 @patch
 def show_batch(self:SegDataLoader,
     b=None,         # `(xb, yb)` to show; default: `one_batch()`
@@ -383,7 +401,7 @@ def show_batch(self:SegDataLoader,
     for i, ax in enumerate(axs.flat):
         ax.axis('off')
         if i >= n: continue
-        f = xb[i, 1].float().cpu()
+        f = xb[i, 1].float().cpu().numpy()
         ax.imshow((f - f.min()) / (f.max() - f.min() + 1e-6), cmap='gray')
         if (m := yb[i, 0].cpu().numpy()).any(): ax.contour(m, levels=[0.5], colors='r', linewidths=0.8)
     fig.tight_layout()

@@ -7,13 +7,13 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/docs.html.md"""
 # %% auto #0
 __all__ = ['proc_notebooks', 'frontmatter', 'nb_markdown', 'build_readme', 'nb_html', 'build_docs']
 
-# %% ../nbs/08_docs.ipynb #71af54a5
+# %% ../nbs/08_docs.ipynb #a098bf79
 import os, re, html, shutil, tempfile, yaml
 from pathlib import Path
 import nbformat
 from .data import atomic_write
 
-# %% ../nbs/08_docs.ipynb #020aa195
+# %% ../nbs/08_docs.ipynb #f06855c4
 def proc_notebooks(
     root:Path='.',     # Project root (holds `pyproject.toml`)
     file_glob:str='',  # Only process notebooks matching this glob, e.g. `index.ipynb`
@@ -29,20 +29,20 @@ def proc_notebooks(
         return Path(proc_nbs(cfg.nbs_path, n_workers=0, file_glob=file_glob))
     finally: os.chdir(cwd)
 
-# %% ../nbs/08_docs.ipynb #ad49a9e0
+# %% ../nbs/08_docs.ipynb #4ffd7727
 def frontmatter(nb)->dict: # `title`, `description`, ... of a processed notebook
     "YAML front matter of processed notebook `nb` (empty dict if none)"
     c = nb.cells[0] if nb.cells else None
     if c is None or c.cell_type != 'raw' or not c.source.strip().startswith('---'): return {}
     return yaml.safe_load(c.source.strip().strip('-')) or {}
 
-# %% ../nbs/08_docs.ipynb #609ac5cd
+# %% ../nbs/08_docs.ipynb #b9d6b97d
 def _doc_nbs(folder:Path)->list:
     "Notebooks of `folder` in reading order: `index` first, then by name"
     nbs = [p for p in Path(folder).glob('*.ipynb') if not p.name.startswith(('_', '.'))]
     return sorted(nbs, key=lambda p: (p.stem != 'index', p.name))
 
-# %% ../nbs/08_docs.ipynb #1be6b009
+# %% ../nbs/08_docs.ipynb #2e693897
 _opt_re = re.compile(r'^#\|\s*([\w-]+)\s*:\s*(.*)$')
 _CELL_KEYS = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
 
@@ -61,7 +61,7 @@ def _tag_cells(nb):
         if opts.get('output') == 'false': tags.append('remove_output')
     return nb
 
-# %% ../nbs/08_docs.ipynb #58b4b799
+# %% ../nbs/08_docs.ipynb #aaed9b6e
 def nb_markdown(
     nb,                      # Processed notebook (`nbformat` node)
     img_dir:Path=None,       # Folder to write figures to (figures dropped if None)
@@ -72,6 +72,7 @@ def nb_markdown(
     from traitlets.config import Config
     fm = frontmatter(nb)
     nb = _tag_cells(nbformat.from_dict(nb))
+    nb.metadata['language_info'] = {'name': 'python'}
     if fm: nb.cells = nb.cells[1:]
     nb.cells = [c for c in nb.cells if 'DO NOT EDIT' not in c.source]
     c = Config(); c.TagRemovePreprocessor.enabled = True
@@ -88,7 +89,7 @@ def nb_markdown(
     body = re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
     return head + body
 
-# %% ../nbs/08_docs.ipynb #76fc5aa1
+# %% ../nbs/08_docs.ipynb #63ad98b4
 def build_readme(
     root:Path='.',          # Project root
     out:Path=None,          # Where to write (default: `ROOT/README.md`); figures go to `README_files/` beside it
@@ -103,7 +104,7 @@ def build_readme(
     atomic_write(out, lambda p: Path(p).write_text(md))
     return out
 
-# %% ../nbs/08_docs.ipynb #692252b2
+# %% ../nbs/08_docs.ipynb #cf2d8f38
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} – {site}</title>
@@ -131,12 +132,13 @@ img {{ max-width: 100%; height: auto; }}
 </main></body></html>
 """
 
-# %% ../nbs/08_docs.ipynb #122d58e4
+# %% ../nbs/08_docs.ipynb #960ad9ef
 def nb_html(nb)->str: # HTML fragment of the notebook's cells
     "HTML body of a processed notebook: hidden cells removed, figures embedded"
     from nbconvert import HTMLExporter
     from traitlets.config import Config
     nb = _tag_cells(nbformat.from_dict(nb))
+    nb.metadata['language_info'] = {'name': 'python'}
     if frontmatter(nb): nb.cells = nb.cells[1:]
     nb.cells = [c for c in nb.cells if 'DO NOT EDIT' not in c.source]
     c = Config(); c.TagRemovePreprocessor.enabled = True
@@ -146,7 +148,7 @@ def nb_html(nb)->str: # HTML fragment of the notebook's cells
     body, _ = HTMLExporter(config=c, template_name='basic', embed_images=True).from_notebook_node(nb)
     return re.sub(r'href="([\w.-]+)\.ipynb(#[^"]*)?"', r'href="\1.html\2"', body)
 
-# %% ../nbs/08_docs.ipynb #72d29365
+# %% ../nbs/08_docs.ipynb #9d3c96de
 def build_docs(
     root:Path='.',      # Project root
     out:Path=None,      # Output folder (default: `ROOT/_docs`)

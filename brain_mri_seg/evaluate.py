@@ -9,7 +9,7 @@ __all__ = ['overlap_counts', 'dice_iou', 'match_slices', 'score_slices', 'score_
            'evaluate', 'plot_volume_dice', 'plot_volumes', 'report_markdown', 'write_report', 'evaluate_files',
            'headline']
 
-# %% ../nbs/05_evaluate.ipynb #6d1c325f
+# %% ../nbs/05_evaluate.ipynb #d0d7b9e3
 import json, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from .data import DataError, atomic_write, load_mask, read_data, rle_decode
 
-# %% ../nbs/05_evaluate.ipynb #836d3f16
+# %% ../nbs/05_evaluate.ipynb #a083c4ae
 def overlap_counts(
     pred:np.ndarray,   # Predicted mask, (H,W), 0/1 or bool
     truth:np.ndarray,  # True mask, same shape as `pred`
@@ -28,7 +28,7 @@ def overlap_counts(
     p,t = pred.astype(bool),truth.astype(bool)
     return int((p&t).sum()), int(p.sum()), int(t.sum())
 
-# %% ../nbs/05_evaluate.ipynb #f1905406
+# %% ../nbs/05_evaluate.ipynb #37144b41
 def dice_iou(
     inter,     # Intersection pixel count(s): int or array
     pred_px,   # Predicted pixel count(s)
@@ -43,7 +43,7 @@ def dice_iou(
     iou = np.where(empty, 1., inter/np.where(empty, 1, union))
     return (dice[()], iou[()])
 
-# %% ../nbs/05_evaluate.ipynb #6b345aef
+# %% ../nbs/05_evaluate.ipynb #b7cb3ae5
 def _has_cols(df, cols): return all(c in df.columns and df[c].notna().all() for c in cols)
 
 def _keys(df, by):
@@ -51,23 +51,25 @@ def _keys(df, by):
     if by == 'slice': return [f"{p}/{int(s)}" for p,s in zip(df['patient'].astype(str), df['slice'])]
     return [Path(str(o)).stem for o in df['image']]
 
-# %% ../nbs/05_evaluate.ipynb #112f3d9e
+def _match_keys(pred, truth):
+    "Keys of `pred` and `truth` rows by the first way of matching that pairs any slice, and the shared keys"
+    order = [by for by,cols in (('slice',['patient','slice']),('image',['image'])) if _has_cols(pred, cols) and _has_cols(truth, cols)]
+    if not order: raise DataError("predictions and truth share neither `patient`+`slice` nor `image` columns: "
+                                  f"predictions {list(pred.columns)}, truth {list(truth.columns)}")
+    for by in order:
+        pk,tk = _keys(pred, by),_keys(truth, by)
+        if common := set(pk) & set(tk): return pk,tk,common
+    raise DataError(f"no prediction matches a truth slice (by {' or '.join(order)}): "
+                    f"e.g. prediction {pk[0] if pk else None!r} vs truth {tk[0] if tk else None!r}")
+
+# %% ../nbs/05_evaluate.ipynb #9cd71980
 def match_slices(
     pred:pd.DataFrame,   # Predictions table: `rle_mask` plus `patient`+`slice` or `image`
     truth:pd.DataFrame,  # Slice table of the ground truth (`read_data`)
 )->tuple:                # (matched table, missing keys: truth not predicted, extra keys: predicted not in truth)
     "Join `pred` to `truth` slice by slice; warn about slices found in only one of them"
     if 'rle_mask' not in pred.columns: raise DataError(f"predictions: expected an `rle_mask` column, got {list(pred.columns)}")
-    order = [by for by,cols in (('slice',['patient','slice']),('image',['image']))
-             if _has_cols(pred, cols) and _has_cols(truth, cols)]
-    if not order: raise DataError("predictions and truth share neither `patient`+`slice` nor `image` columns: "
-                                  f"predictions {list(pred.columns)}, truth {list(truth.columns)}")
-    for by in order:
-        pk,tk = _keys(pred, by),_keys(truth, by)
-        common = set(pk) & set(tk)
-        if common: break
-    if not common: raise DataError(f"no prediction matches a truth slice (by {' or '.join(order)}): "
-                                   f"e.g. prediction {pk[0] if pk else None!r} vs truth {tk[0] if tk else None!r}")
+    pk,tk,common = _match_keys(pred, truth)
     for name,keys in (('predictions',pk),('truth',tk)):
         dup = pd.Series(keys)[pd.Series(keys).duplicated()]
         if len(dup): raise DataError(f"{name}: {len(dup)} duplicated slice(s), e.g. {dup.iloc[0]!r}")
@@ -80,14 +82,14 @@ def match_slices(
     m = t.merge(p, on='_key', how='inner').drop(columns='_key')
     return m.reset_index(drop=True), missing, extra
 
-# %% ../nbs/05_evaluate.ipynb #e201e471
+# %% ../nbs/05_evaluate.ipynb #f66974e7
 def _pred_mask(rle, shape, where):
     "Decode a predicted RLE at the truth's `shape`, naming the slice when it does not fit"
     if rle is None or (isinstance(rle, float) and np.isnan(rle)): rle = ''
     try: return rle_decode(str(rle), shape)
     except ValueError as e: raise DataError(f"predictions: bad `rle_mask` for {where} at size {shape}: {e}") from None
 
-# %% ../nbs/05_evaluate.ipynb #3e0189b2
+# %% ../nbs/05_evaluate.ipynb #4d5c5eef
 def score_slices(
     matched:pd.DataFrame,  # Output of `match_slices`: truth columns plus `pred_rle`
     load_truth=load_mask,  # Called on each row to get the true (H,W) mask
@@ -104,7 +106,7 @@ def score_slices(
     sort = [o for o in ('patient','slice') if o in df.columns]
     return df.sort_values(sort).reset_index(drop=True) if sort else df
 
-# %% ../nbs/05_evaluate.ipynb #10b171a0
+# %% ../nbs/05_evaluate.ipynb #e8e50077
 def score_patients(
     per_slice:pd.DataFrame,  # Output of `score_slices`
 )->pd.DataFrame:             # One row per patient: pixel volumes, `volume_dice`, `volume_iou`, detection flags
@@ -119,7 +121,7 @@ def score_patients(
     df['false_alarm'] = (df.true_pixels==0) & (df.pred_pixels>0)
     return df.reset_index()
 
-# %% ../nbs/05_evaluate.ipynb #0572a63b
+# %% ../nbs/05_evaluate.ipynb #3cb17376
 def _mean(x): return float(np.mean(x)) if len(x) else float('nan')
 def _median(x): return float(np.median(x)) if len(x) else float('nan')
 
@@ -144,7 +146,7 @@ def summary_metrics(
         missed_volumes=per_patient.patient[per_patient.missed].astype(str).tolist(),
         false_alarm_volumes=per_patient.patient[per_patient.false_alarm].astype(str).tolist())
 
-# %% ../nbs/05_evaluate.ipynb #31ed70b8
+# %% ../nbs/05_evaluate.ipynb #a0da44da
 def read_predictions(
     pred:pd.DataFrame|str|Path,  # Predictions table, or the parquet file holding it
 )->pd.DataFrame:                 # The predictions table
@@ -156,7 +158,7 @@ def read_predictions(
     try: return pd.read_parquet(path)
     except Exception as e: raise DataError(f"{path}: expected a predictions parquet file ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/05_evaluate.ipynb #a7362078
+# %% ../nbs/05_evaluate.ipynb #c9987d63
 def evaluate(
     pred:pd.DataFrame|str|Path,   # Predictions table (`image`, `patient`, `slice`, `rle_mask`, ...) or its parquet
     truth:pd.DataFrame|str|Path,  # Slice table with masks, or a Kaggle-layout folder / H2O parquet for `read_data`
@@ -170,7 +172,7 @@ def evaluate(
     return dict(metrics=summary_metrics(per_slice, per_patient, missing, extra),
                 per_patient=per_patient, per_slice=per_slice, missing=missing, extra=extra)
 
-# %% ../nbs/05_evaluate.ipynb #eeefd2c3
+# %% ../nbs/05_evaluate.ipynb #51ca5304
 def plot_volume_dice(
     per_patient:pd.DataFrame,  # Output of `score_patients`
     ax:plt.Axes=None,          # Axes to draw on; a new small figure if None
@@ -188,7 +190,7 @@ def plot_volume_dice(
     ax.set(xlabel='volume Dice', ylabel='patients', title=f'Volume Dice ({len(d)} patients)', xlim=(0,1))
     return ax
 
-# %% ../nbs/05_evaluate.ipynb #f41d6fd8
+# %% ../nbs/05_evaluate.ipynb #54a3c3da
 def plot_volumes(
     per_patient:pd.DataFrame,  # Output of `score_patients`
     ax:plt.Axes=None,          # Axes to draw on; a new small figure if None
@@ -206,7 +208,7 @@ def plot_volumes(
     ax.legend(fontsize=7, loc='upper left')
     return ax
 
-# %% ../nbs/05_evaluate.ipynb #798f99fd
+# %% ../nbs/05_evaluate.ipynb #dcf9477d
 def _fmt(v): return 'n/a' if v is None or (isinstance(v, float) and np.isnan(v)) else f'{v:.4f}' if isinstance(v, float) else str(v)
 
 def _md_table(df):
@@ -215,6 +217,15 @@ def _md_table(df):
     return '\n'.join(['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|'*len(df.columns)]
                      + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
+def _metric_rows(m):
+    "The headline metrics of `m` as Markdown table lines"
+    return ['| metric | value |', '|---|---|',
+            f"| volume Dice, mean | {_fmt(m['volume_dice_mean'])} |", f"| volume Dice, median | {_fmt(m['volume_dice_median'])} |",
+            f"| slice Dice (abnormal slices) | {_fmt(m['slice_dice'])} |", f"| slice IoU (abnormal slices) | {_fmt(m['slice_iou'])} |",
+            f"| slice Dice (all slices) | {_fmt(m['slice_dice_all'])} |", f"| slice IoU (all slices) | {_fmt(m['slice_iou_all'])} |",
+            f"| false-positive rate on empty slices | {_fmt(m['empty_fp_rate'])} ({m['fp_slices']}/{m['empty_slices']}) |",
+            f"| mean relative volume error | {_fmt(m['volume_error_mean'])} |"]
+
 def _jsonable(o):
     "`o` with NaN as None and numpy scalars as Python numbers, for strict JSON"
     if isinstance(o, dict): return {k:_jsonable(v) for k,v in o.items()}
@@ -222,7 +233,7 @@ def _jsonable(o):
     if isinstance(o, np.generic): o = o.item()
     return None if isinstance(o, float) and np.isnan(o) else o
 
-# %% ../nbs/05_evaluate.ipynb #199e0245
+# %% ../nbs/05_evaluate.ipynb #793cbde1
 def report_markdown(
     result:dict,        # Output of `evaluate`
     images:bool=True,   # Link `volume_dice.png` and `volumes.png` (written beside the report)
@@ -235,12 +246,7 @@ def report_markdown(
              f"{m['slices']} slices of {m['patients']} patients scored ({m['truth_slices']} with abnormality, "
              f"{m['empty_slices']} empty); {m['missing_slices']} truth slices had no prediction, "
              f"{m['extra_slices']} predicted slices had no truth.", '',
-             '| metric | value |', '|---|---|',
-             f"| volume Dice, mean | {_fmt(m['volume_dice_mean'])} |", f"| volume Dice, median | {_fmt(m['volume_dice_median'])} |",
-             f"| slice Dice (abnormal slices) | {_fmt(m['slice_dice'])} |", f"| slice IoU (abnormal slices) | {_fmt(m['slice_iou'])} |",
-             f"| slice Dice (all slices) | {_fmt(m['slice_dice_all'])} |", f"| slice IoU (all slices) | {_fmt(m['slice_iou_all'])} |",
-             f"| false-positive rate on empty slices | {_fmt(m['empty_fp_rate'])} ({m['fp_slices']}/{m['empty_slices']}) |",
-             f"| mean relative volume error | {_fmt(m['volume_error_mean'])} |", '',
+             *_metric_rows(m), '',
              f"**Missed volumes** (abnormality, nothing predicted): {len(m['missed_volumes'])}: {lst(m['missed_volumes'])}  ",
              f"**False-alarm volumes** (no abnormality, something predicted): {len(m['false_alarm_volumes'])}: {lst(m['false_alarm_volumes'])}  ",
              f"**Patients without any prediction** (not scored): {len(m['missing_patients'])}: {lst(m['missing_patients'])}", '']
@@ -252,7 +258,7 @@ def report_markdown(
     lines += ['## Per patient', '', _md_table(result['per_patient'][cols]), '']
     return '\n'.join(lines)
 
-# %% ../nbs/05_evaluate.ipynb #4f661e80
+# %% ../nbs/05_evaluate.ipynb #9ddac6b8
 def write_report(
     result:dict,          # Output of `evaluate`
     out_dir:str|Path,     # Folder to write into (created if needed)
@@ -273,7 +279,7 @@ def write_report(
     atomic_write(out/'report.md', lambda p: Path(p).write_text(report))
     return out
 
-# %% ../nbs/05_evaluate.ipynb #d0cf2d03
+# %% ../nbs/05_evaluate.ipynb #d3e53cc7
 def evaluate_files(
     pred:str|Path,       # Predictions parquet (or the run/prediction folder holding `predictions.parquet`)
     data:str|Path,       # Ground truth: Kaggle-layout folder or H2O parquet
@@ -286,7 +292,7 @@ def evaluate_files(
     res['out'] = write_report(res, out)
     return res
 
-# %% ../nbs/05_evaluate.ipynb #aedfadc1
+# %% ../nbs/05_evaluate.ipynb #4d3b000f
 def headline(
     metrics:dict,  # `evaluate(...)['metrics']`
 )->str:            # A few lines for a terminal

@@ -8,8 +8,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/viz.html.md"""
 __all__ = ['LOSS_COLS', 'METRIC_COLS', 'show_overlay', 'volume_montage', 'best_worst_grid', 'plot_curves', 'render_slice',
            'save_volume_gif', 'VolumeViewer', 'load_volume']
 
-# %% ../nbs/06_viz.ipynb #267ed76d
-import io
+# %% ../nbs/06_viz.ipynb #c00ec30e
+import io, re, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
@@ -21,7 +21,7 @@ from fastcore.basics import patch
 from .data import DataError, atomic_write, load_mask, read_data, read_image, rle_decode
 from .evaluate import dice_iou, overlap_counts, read_predictions
 
-# %% ../nbs/06_viz.ipynb #745a837b
+# %% ../nbs/06_viz.ipynb #6e4dbfba
 TRUTH_COLOR,PRED_COLOR = 'lime','red'
 
 def _flair(img):
@@ -41,6 +41,7 @@ def _as_mask(m, shape):
 
 def _rle(x): return '' if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)
 
+# %% ../nbs/06_viz.ipynb #c3067af3
 def _save_png(fig, path, dpi=100):
     "Write `fig` to `path` as a PNG, atomically"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,7 @@ def _outline(ax, m, color):
     "Contour of mask `m` (no-op when it is empty)"
     if m is not None and m.any(): ax.contour(m.astype(float), levels=[.5], colors=[color], linewidths=1)
 
-# %% ../nbs/06_viz.ipynb #af65abd7
+# %% ../nbs/06_viz.ipynb #08f376fd
 def show_overlay(
     img,                       # RGB slice (H,W,3) or grey (H,W) array, or an image path
     truth=None,                # True mask (H,W) 0/1 array or RLE string; outlined in green
@@ -67,6 +68,7 @@ def show_overlay(
     truth,pred = _as_mask(truth, g.shape),_as_mask(pred, g.shape)
     if ax is None: _,ax = plt.subplots(figsize=figsize)
     ax.imshow(g, cmap='gray')
+    if prob is not None and np.shape(prob) != g.shape: raise DataError(f"prob shape {np.shape(prob)} does not match image shape {g.shape}")
     if prob is not None: ax.imshow(np.ma.masked_less(np.asarray(prob, float), .05), cmap='inferno', vmin=0, vmax=1, alpha=.5)
     _outline(ax, truth, TRUTH_COLOR); _outline(ax, pred, PRED_COLOR)
     handles = [Line2D([], [], color=c, label=l) for m,c,l in ((truth,TRUTH_COLOR,'truth'),(pred,PRED_COLOR,'prediction')) if m is not None]
@@ -75,7 +77,7 @@ def show_overlay(
     ax.set_axis_off()
     return ax
 
-# %% ../nbs/06_viz.ipynb #587853ef
+# %% ../nbs/06_viz.ipynb #621b880c
 def _stack(xs, n=None):
     "A list of per-slice arrays (or None) from an array stack, a list, or None"
     if xs is None: return [None]*n if n is not None else None
@@ -93,7 +95,7 @@ def _keep(truths, preds, only_abnormal):
     idx = [i for i in range(n) if any(m is not None and np.asarray(m).any() for m in (truths[i], preds[i]))]
     return idx or list(range(n))
 
-# %% ../nbs/06_viz.ipynb #dec87490
+# %% ../nbs/06_viz.ipynb #b6263a14
 def volume_montage(
     images,                     # Slices of one volume: (S,H,W,3) array or a list of arrays / paths
     truths=None,                # True masks, (S,H,W) or a list (arrays, RLE strings or None)
@@ -119,11 +121,27 @@ def volume_montage(
         t,p = _as_mask(truths[i], g.shape),_as_mask(preds[i], g.shape)
         d = _slice_dice(t, p)
         show_overlay(g, t, p, probs[i], ax=ax, legend=False, title=f"#{slices[i]}" + (f" Dice {d:.2f}" if d is not None else ''))
+        ax.title.set_fontsize(min(8, max(4.5, 7*size)))
     fig.tight_layout(pad=.3)
     if save_path: _save_png(fig, save_path)
     return fig
 
-# %% ../nbs/06_viz.ipynb #5306ef03
+# %% ../nbs/06_viz.ipynb #836569a1
+def _short(patient):
+    "`CS_4941` for `TCGA_CS_4941_19960909`; other names cut to 14 characters"
+    m = re.fullmatch(r'TCGA_([A-Za-z0-9]+_[A-Za-z0-9]+)_\d+', str(patient))
+    return m[1] if m else str(patient)[:14]
+
+def _best_worst(df, n, only_abnormal):
+    "[('best', top `n` rows by Dice), ('worst', bottom `n`, worst first)]"
+    if only_abnormal and {'true_pixels','pred_pixels'} <= set(df.columns):
+        sub = df[(df.true_pixels>0) | (df.pred_pixels>0)]
+        df = sub if len(sub) else df
+    if not len(df): raise DataError("best_worst_grid: the table has no rows")
+    df = df.sort_values('dice', ascending=False, kind='stable')
+    return [('best', df.head(n)), ('worst', df.tail(n).iloc[::-1])]
+
+# %% ../nbs/06_viz.ipynb #65db6fcb
 def best_worst_grid(
     df:pd.DataFrame,           # Per-slice table: `image`, truth (`mask`/`rle_mask`), `pred_rle`, `dice` (`patient`, `slice` for titles)
     n:int=4,                   # Slices per row
@@ -134,17 +152,13 @@ def best_worst_grid(
     "Grid of the best and the worst slices by Dice, truth in green and prediction in red"
     miss = [c for c in ('image','pred_rle','dice') if c not in df.columns]
     if miss: raise DataError(f"best_worst_grid: missing column(s) {miss}; expected `evaluate(...)['per_slice']`-like rows, got {list(df.columns)}")
-    if only_abnormal and {'true_pixels','pred_pixels'} <= set(df.columns):
-        sub = df[(df.true_pixels>0) | (df.pred_pixels>0)]
-        df = sub if len(sub) else df
-    df = df.sort_values('dice', ascending=False, kind='stable')
-    rows = [('best', df.head(n)), ('worst', df.tail(n).iloc[::-1])]
-    k = min(n, len(df))
+    rows = _best_worst(df, n, only_abnormal)
+    k = len(rows[0][1])
     fig,axs = plt.subplots(2, k, figsize=(size*k+.2, size*2+.6), squeeze=False, layout='constrained')
     for r,(name,part) in enumerate(rows):
         for ax,(_,row) in zip(axs[r], part.iterrows()):
             img = read_image(row['image'])
-            who = f"{row['patient']} #{row['slice']}\n" if 'patient' in row and 'slice' in row else ''
+            who = f"{_short(row['patient'])} #{row['slice']}\n" if 'patient' in row and 'slice' in row else ''
             show_overlay(img, load_mask(row), _rle(row['pred_rle']), ax=ax, legend=False, title=f"{who}Dice {row['dice']:.3f}")
             ax.title.set_fontsize(6)
         axs[r,0].set_axis_on(); axs[r,0].set(xticks=[], yticks=[]); axs[r,0].set_ylabel(name, fontsize=9)
@@ -154,7 +168,7 @@ def best_worst_grid(
     if save_path: _save_png(fig, save_path)
     return fig
 
-# %% ../nbs/06_viz.ipynb #ca534397
+# %% ../nbs/06_viz.ipynb #44d9f64f
 LOSS_COLS,METRIC_COLS = ('train_loss','valid_loss'),('iou','dice','volume_dice')
 
 def plot_curves(
@@ -164,6 +178,7 @@ def plot_curves(
 )->Figure:                          # Two axes: losses, then metrics
     "Training curves: losses on the left, validation metrics on the right"
     df = pd.read_csv(metrics) if isinstance(metrics, (str,Path)) else metrics
+    df = df.apply(pd.to_numeric, errors='coerce')               # fastai writes '#na#' for missing values
     losses,mets = [c for c in LOSS_COLS if c in df.columns],[c for c in METRIC_COLS if c in df.columns]
     if 'epoch' not in df.columns or not (losses or mets):
         raise DataError(f"metrics table: expected `epoch` and some of {LOSS_COLS + METRIC_COLS}, got {list(df.columns)}")
@@ -180,7 +195,7 @@ def plot_curves(
     if save_path: _save_png(fig, save_path)
     return fig
 
-# %% ../nbs/06_viz.ipynb #2bb95069
+# %% ../nbs/06_viz.ipynb #73ca2890
 def render_slice(
     img,                  # RGB slice, grey slice or image path
     truth=None,           # True mask or RLE
@@ -200,7 +215,7 @@ def render_slice(
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
-# %% ../nbs/06_viz.ipynb #fb6f1d50
+# %% ../nbs/06_viz.ipynb #83b9770e
 def save_volume_gif(
     images,                    # Slices of one volume: (S,H,W,3) array or a list of arrays / paths
     path:str|Path,             # GIF file to write
@@ -209,23 +224,26 @@ def save_volume_gif(
     probs=None,                # Probability maps (S,H,W)
     only_abnormal:bool=False,  # Only slices with a true or predicted pixel
     fps:float=4,               # Frames per second
+    slices:list=None,          # Slice numbers for the frame titles; default 1..S
     size:float=1.28,           # Frame size in inches (at 100 dpi: 128 px)
 )->Path:                       # `path`
     "An animated GIF paging through a volume's overlays, for places without widgets"
     images = list(images); n = len(images)
+    if n == 0: raise DataError("save_volume_gif: got no slices")
     truths,preds,probs = _stack(truths, n),_stack(preds, n),_stack(probs, n)
+    slices = list(range(1, n+1)) if slices is None else list(slices)
     frames = []
     for i in _keep(truths, preds, only_abnormal):
-        d = _slice_dice(None if truths[i] is None else _as_mask(truths[i], _flair(images[i]).shape),
-                        None if preds[i] is None else _as_mask(preds[i], _flair(images[i]).shape))
-        title = f"{i+1}/{n}" + (f" Dice {d:.2f}" if d is not None else '')
+        shape = _flair(images[i]).shape
+        d = _slice_dice(_as_mask(truths[i], shape), _as_mask(preds[i], shape))
+        title = f"#{slices[i]}" + (f" Dice {d:.2f}" if d is not None else '')
         frames.append(Image.fromarray(render_slice(images[i], truths[i], preds[i], probs[i], title=title, size=size)))
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda p: frames[0].save(p, format='GIF', save_all=True, append_images=frames[1:],
                                                 duration=int(1000/fps), loop=0))
     return path
 
-# %% ../nbs/06_viz.ipynb #3d708288
+# %% ../nbs/06_viz.ipynb #10852e2d
 class VolumeViewer:
     "Page through a patient volume in Jupyter: slice slider, truth / prediction / probability toggles, the slice's Dice"
     def __init__(self,
@@ -236,8 +254,8 @@ class VolumeViewer:
         slices:list=None,   # Slice numbers to display; default 1..S
         start:int=None,     # Index of the first slice shown; default the slice with the largest true (else predicted) area
         size:float=3.,      # Displayed image size (inches at 100 dpi)
+        fmt:str='jpeg',     # Image encoding sent to the browser: 'jpeg' (small, fast) or 'png' (lossless)
     ):
-        import ipywidgets as W
         self.images = [read_image(o) if isinstance(o, (str,Path)) else np.asarray(o) for o in images]
         n = len(self.images)
         if n == 0: raise DataError("VolumeViewer: got no slices")
@@ -251,18 +269,26 @@ class VolumeViewer:
         self.dice = [_slice_dice(None if self.truth is None else self.truth[i], None if self.pred is None else self.pred[i]) for i in range(n)]
         area = self.truth if self.truth is not None else self.pred
         if start is None: start = int(np.argmax([m.sum() for m in area])) if area is not None else n//2
-        self.size = size
-        self.slider = W.IntSlider(value=start, min=0, max=n-1, description='slice', readout=False)
-        self.show_truth = W.Checkbox(value=self.truth is not None, disabled=self.truth is None, description='truth (green)', indent=False)
-        self.show_pred = W.Checkbox(value=self.pred is not None, disabled=self.pred is None, description='prediction (red)', indent=False)
-        self.show_prob = W.Checkbox(value=False, disabled=self.prob is None, description='probability', indent=False)
-        self.image = W.Image(format='png', width=int(size*100), height=int(size*100))
-        self.info = W.HTML()
-        for w in (self.slider, self.show_truth, self.show_pred, self.show_prob): w.observe(self.update, names='value')
-        self.widget = W.HBox([self.image, W.VBox([self.slider, self.info, self.show_truth, self.show_pred, self.show_prob])])
-        self.update()
+        if fmt not in ('jpeg','png'): raise ValueError(f"fmt={fmt!r}; expected 'jpeg' or 'png'")
+        self.size,self.fmt = size,fmt
+        self._build(start)
 
-# %% ../nbs/06_viz.ipynb #48adc41d
+# %% ../nbs/06_viz.ipynb #49d1b392
+@patch
+def _build(self:VolumeViewer, start):
+    "Create the controls and the image, wire them to `update`, draw slice `start`"
+    import ipywidgets as W
+    self.slider = W.IntSlider(value=start, min=0, max=len(self.images)-1, description='slice', readout=False)
+    self.show_truth = W.Checkbox(value=self.truth is not None, disabled=self.truth is None, description='truth (green)', indent=False)
+    self.show_pred = W.Checkbox(value=self.pred is not None, disabled=self.pred is None, description='prediction (red)', indent=False)
+    self.show_prob = W.Checkbox(value=False, disabled=self.prob is None, description='probability', indent=False)
+    self.image = W.Image(format=self.fmt, width=int(self.size*100), height=int(self.size*100))
+    self.info = W.HTML()
+    for w in (self.slider, self.show_truth, self.show_pred, self.show_prob): w.observe(self.update, names='value')
+    self.widget = W.HBox([self.image, W.VBox([self.slider, self.info, self.show_truth, self.show_pred, self.show_prob])])
+    self.update()
+
+# %% ../nbs/06_viz.ipynb #fd04a514
 @patch
 def frame(self:VolumeViewer,
     i:int=None,  # Slice index; default the slider's
@@ -274,12 +300,12 @@ def frame(self:VolumeViewer,
     pr = self.prob[i] if self.prob is not None and self.show_prob.value else None
     return render_slice(self.images[i], t, p, pr, size=self.size)
 
-# %% ../nbs/06_viz.ipynb #d2b89089
+# %% ../nbs/06_viz.ipynb #9c6d3069
 @patch
 def update(self:VolumeViewer, change=None):
     "Redraw the image and the slice's information (called whenever a control changes)"
     i = self.slider.value
-    buf = io.BytesIO(); Image.fromarray(self.frame(i)).save(buf, format='png')
+    buf = io.BytesIO(); Image.fromarray(self.frame(i)).save(buf, format=self.fmt, **({'quality':90} if self.fmt == 'jpeg' else {}))
     self.image.value = buf.getvalue()
     t = '' if self.truth is None else f" · truth {int(self.truth[i].sum())} px"
     p = '' if self.pred is None else f" · pred {int(self.pred[i].sum())} px"
@@ -289,7 +315,7 @@ def update(self:VolumeViewer, change=None):
 @patch
 def _repr_mimebundle_(self:VolumeViewer, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/06_viz.ipynb #74dc6b3f
+# %% ../nbs/06_viz.ipynb #c02731e4
 def load_volume(
     src:str|Path|pd.DataFrame,       # A patient folder, a dataset (Kaggle folder or H2O parquet) or a slice table
     patient:str=None,                # Patient to take when `src` holds several; required then
@@ -313,7 +339,7 @@ def load_volume(
         preds = np.stack([rle_decode(_rle(rles.get(s, '')), images.shape[1:3]) for s in df.slice])
     return dict(images=images, truths=truths, preds=preds, slices=df.slice.tolist(), table=df)
 
-# %% ../nbs/06_viz.ipynb #0a8e0985
+# %% ../nbs/06_viz.ipynb #653ba32e
 @patch(cls_method=True)
 def from_folder(cls:VolumeViewer,
     src:str|Path|pd.DataFrame,       # A patient folder, a dataset or a slice table (see `load_volume`)
