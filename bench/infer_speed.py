@@ -7,6 +7,7 @@ U-Net (ResNet-34 by default) is enough for timing. Measurements are interleaved 
 because the CPU may be shared. Run from the repository root:
 
     .venv/bin/python bench/infer_speed.py            # a few minutes on 2 CPU cores
+    .venv/bin/python bench/infer_speed.py --threads 1  # per-core speed, less sensitive to a busy CPU
 
 The last line reads `RESULT capability=<cpu> slices_per_s=<default> volume_s=<v> volume_tta_s=<t> best_ratio=<r>`,
 where `best_ratio` is the default's slices/s divided by the fastest path's.
@@ -63,7 +64,9 @@ def main():
     ap.add_argument('--encoder', default='resnet34'); ap.add_argument('--size', type=int, default=256)
     ap.add_argument('--bs', type=int, default=16); ap.add_argument('--n', type=int, default=32, help='slices per round')
     ap.add_argument('--rounds', type=int, default=3); ap.add_argument('--volume', type=int, default=40)
+    ap.add_argument('--threads', type=int, default=None, help='torch and ONNX Runtime threads (default: torch default)')
     a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     warnings.filterwarnings('ignore')
     torch.manual_seed(0)
     cap = torch.backends.cpu.get_cpu_capability()
@@ -79,7 +82,7 @@ def main():
         vol = Path(d)/'P'; vol.mkdir()
         for i, im in enumerate(slices(a.volume, a.size), 1): cv2.imwrite(str(vol/f'P_{i}.tif'), im[..., ::-1])
         v, vt = (volume_latency(preds['default'], vol, t, a.rounds) for t in ('none', 'hflip'))
-    print(f"{a.volume}-slice volume (default path, from disk): {v:.2f} s; with hflip TTA: {vt:.2f} s")
+    print(f"{a.volume}-slice volume (default path, from disk): {v:.2f} s; with hflip TTA: {vt:.2f} s; load avg now {os.getloadavg()[0]:.1f}")
     fastest = max((r for k, r in rates.items() if k != 'default'))
     print(f"RESULT capability={cap} slices_per_s={rates['default']:.1f} volume_s={v:.2f} volume_tta_s={vt:.2f} "
           f"best_ratio={rates['default']/fastest:.2f}")

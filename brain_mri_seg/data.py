@@ -6,7 +6,7 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #28a61311
 from __future__ import annotations
-import math, os, re, shutil, tempfile, threading
+import errno, math, os, re, shutil, tempfile, threading, unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -16,30 +16,81 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['LGG_LAYOUT', 'DataError', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'atomic_copy', 'read_image',
-           'read_mask', 'lgg_table', 'rle_encode', 'rle_decode', 'load_mask', 'to_h2o', 'read_h2o', 'read_data',
-           'kfold', 'fold_counts', 'summarize', 'summary_text']
+__all__ = ['LGG_LAYOUT', 'DataError', 'WriteError', 'make_dir', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_copy', 'read_image', 'read_mask', 'lgg_table', 'rle_encode', 'rle_decode', 'load_mask', 'to_h2o',
+           'read_h2o', 'read_data', 'kfold', 'fold_counts', 'summarize', 'summary_text']
 
 # %% ../nbs/00_data.ipynb #0b809967
+_CTRL = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029]')   # control characters and line breaks
+
+def _esc(s)->str:
+    "`str(s)` with control characters and line breaks escaped as `repr` does (`\\n`, `\\x85`, `\\u2028`)"
+    return _CTRL.sub(lambda m: m[0].encode('unicode_escape').decode('ascii'), str(s))
+
+def _oneline(e)->str:
+    "Text of another library's exception `e` with its whitespace (newlines too) collapsed to single spaces"
+    return ' '.join(str(e).split())
+
 class DataError(ValueError):
-    "A problem with the user's data (file, column, RLE) that they can fix; the message names it"
+    "A problem with the user's data (file, column, RLE) that they can fix; the message names it, on one line"
+    def __str__(self): return _esc(super().__str__())
+
+# %% ../nbs/00_data.ipynb #ff0b0127
+class WriteError(DataError, OSError):
+    "An output file or folder that cannot be written: a `DataError` for the CLI, and still an `OSError`"
+
+_HINTS = {errno.EISDIR: '; a folder of that name is in the way', errno.EACCES: '; check the permissions of its folder',
+          errno.EPERM: '; check the permissions of its folder', errno.EROFS: '; the file system is read-only',
+          errno.ENOSPC: '; free some disk space'}
+
+def _write_error(e:OSError, what:str, why:str=None, hint:str='')->WriteError:
+    "`WriteError` 'cannot {what}: {why}' (default: the reason of `e` and a hint), with the `errno` of `e`"
+    err = WriteError(f"cannot {what}: {why or (e.strerror or _oneline(e)) + _HINTS.get(e.errno, hint)}")
+    err.errno = e.errno
+    return err
+
+# %% ../nbs/00_data.ipynb #b8eb71e8
+def make_dir(path:str|Path,            # Folder to create, with its parents, unless it exists
+             what:str='output folder', # What the folder is, for the error message
+            )->Path:                   # `path`
+    "Create folder `path` if needed; a `WriteError` that says why when it cannot be"
+    path = Path(path)
+    if path.is_dir(): return path
+    try:
+        if path.exists(): raise FileExistsError(errno.EEXIST, 'File exists', str(path))
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        f = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = ('it exists and is not a folder; pass a folder path, or move the file away' if e.errno == errno.EEXIST else
+               f'{f} is a file, not a folder (Not a directory)' if f is not None else None)
+        raise _write_error(e, f'create {what} {path}', why, '; expected a path where a folder can be created') from e
+    return path
 
 # %% ../nbs/00_data.ipynb #deca125e
+_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}   # errors of the file being written, whichever file they name
+
+def _of_tmp(e:BaseException, tmp:Path)->bool:
+    "Is `e` an `OSError` of writing `tmp`: it names `tmp`, or the disk is full or read-only?"
+    if not isinstance(e, OSError) or isinstance(e, WriteError): return False
+    return e.errno in _DISK or str(tmp) in {os.fspath(f) for f in (e.filename, e.filename2) if isinstance(f, (str, os.PathLike))}
+
 def atomic_write(
     path:str|Path,     # File to create or replace
     write_fn:Callable, # Called as `write_fn(tmp_path)`; must write the whole file to `tmp_path`
 )->Path:               # `path`
     "Write `path` via a temporary file in the same folder and `os.replace`, so readers never see half a file"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}')
-    os.close(fd)
+    make_dir(path.parent)
+    try: fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}')
+    except OSError as e: raise _write_error(e, f'write {path}') from e
+    os.close(fd); tmp = Path(tmp)
     try:
-        write_fn(Path(tmp))
+        write_fn(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if _of_tmp(e, tmp): raise _write_error(e, f'write {path}') from e
         raise
     return path
 
@@ -82,7 +133,7 @@ def _cv2_quiet():
 def _imread(path:str|Path)->np.ndarray:
     "Raw `cv2.imread(path, IMREAD_UNCHANGED)`, with a `DataError` naming `path` for anything unreadable"
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file(): raise FileNotFoundError(f"{_esc(path)}: no such file")
     if path.stat().st_size == 0: raise DataError(f"{path}: file is empty (0 bytes); expected an image")
     with _cv2_quiet():
         try: pages = cv2.imcount(str(path))
@@ -139,7 +190,7 @@ def _has_slices(d:Path)->bool:
 # %% ../nbs/00_data.ipynb #d82b91bf
 def _patient_dirs(folder:Path)->list[Path]:
     "Patient folders of a Kaggle-layout `folder` (or `[folder]` when it is itself one patient's folder)"
-    if not folder.exists(): raise FileNotFoundError(f"{folder}: no such folder")
+    if not folder.exists(): raise FileNotFoundError(f"{_esc(folder)}: no such folder")
     if not folder.is_dir():
         raise DataError(f"{folder}: is a file; expected a folder laid out as {LGG_LAYOUT} (or use read_data for an H2O .parquet)")
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and not _skip(p))
@@ -182,9 +233,13 @@ def _check_pair(img:Path, msk:Path|None)->int|None:
     return int(np.count_nonzero(m))
 
 def _pmap(f, *its, n_workers:int=2)->list:
-    "`list(map(f, *its))` on `n_workers` threads (OpenCV releases the GIL); the first error is raised"
-    if n_workers <= 1: return list(map(f, *its))
-    with ThreadPoolExecutor(n_workers) as ex: return list(ex.map(f, *its))
+    "`[f(*a) for a in zip(*its)]` on `n_workers` threads (OpenCV releases the GIL); the first failing item's error, as is"
+    if n_workers <= 1: return [f(*a) for a in zip(*its)]
+    with ThreadPoolExecutor(n_workers) as ex:
+        futs = [ex.submit(f, *a) for a in zip(*its)]
+        try: return [fu.result() for fu in futs]     # not `ex.map`: its generator turns a StopIteration into RuntimeError
+        finally:
+            for fu in futs: fu.cancel()               # after an error, skip what has not started
 
 # %% ../nbs/00_data.ipynb #a726cd0a
 def lgg_table(
@@ -224,14 +279,19 @@ def rle_encode(mask:np.ndarray, # (H,W) mask; non-zero pixels are the mask (thre
 _INT_RE = re.compile(r'[+-]?[0-9]+')
 
 def _rle_numbers(rle:str)->np.ndarray:
-    "The integers of `rle`; a `ValueError` naming the first token that is not one"
+    "The integers of `rle`; a `ValueError` naming the first token that is not one, or the first non-ASCII character"
     toks = rle.split()
-    try:
-        if not rle.isascii(): raise ValueError
-        return np.array(toks, dtype=np.int64)
-    except (ValueError, OverflowError):
-        i = next(i for i, t in enumerate(toks) if not (t.isascii() and _INT_RE.fullmatch(t)) or abs(int(t)) >= 2**63)
-        raise ValueError(f"RLE number {i+1} is {toks[i]!r}; expected integers 'start length start length ...'") from None
+    if rle.isascii():
+        try: return np.array(toks, dtype=np.int64)
+        except (ValueError, OverflowError): pass
+    for i, t in enumerate(toks):
+        if not (t.isascii() and _INT_RE.fullmatch(t)) or abs(int(t)) >= 2**63:
+            raise ValueError(f"RLE number {i+1} is {t!r}; expected integers 'start length start length ...'")
+    i = next((i for i, c in enumerate(rle) if not c.isascii()), None)     # every token is fine: a non-ASCII space
+    if i is None: raise ValueError(f"RLE {rle[:40]!r} is not integers; expected 'start length start length ...'")
+    name = unicodedata.name(rle[i], '')
+    raise ValueError(f"RLE contains non-ASCII character U+{ord(rle[i]):04X}{f' ({name})' if name else ''} at position {i}; "
+                     "expected ASCII digits and spaces")
 
 def _first(bad:np.ndarray)->int|None: return int(np.argmax(bad)) if bad.any() else None
 
@@ -257,12 +317,16 @@ def _check_shape(shape)->tuple[int, int]:
     if h < 1 or w < 1: raise ValueError(f"shape must be positive (height, width); got {shape!r}")
     return h, w
 
-def rle_decode(rle:str|None, # "start length ..." (1-indexed, column-major); "", None or NaN mean an empty mask
+def _isna(v)->bool:
+    "Is `v` a missing-value marker: None, a NaN of any float type, `pd.NA` or `NaT`?"
+    return v is None or (pd.api.types.is_scalar(v) and bool(pd.isna(v)))
+
+def rle_decode(rle:str|None, # "start length ..." (1-indexed, column-major); "", None or a missing value (NaN, pd.NA) mean an empty mask
                shape:tuple,  # (height, width) of the mask
               )->np.ndarray: # (H,W) uint8 with values 0 and 1
     "Decode a Kaggle-convention RLE string to a 0/1 mask; a malformed string is a `ValueError` saying what is wrong"
     h, w = _check_shape(shape)
-    if rle is None or (isinstance(rle, float) and math.isnan(rle)): rle = ''
+    if _isna(rle): rle = ''
     if not isinstance(rle, str): raise TypeError(f"rle must be a string; got {type(rle).__name__}")
     starts, lens = _rle_runs(rle, h, w)
     px = np.zeros(h*w + 1, np.int8)
@@ -274,7 +338,7 @@ def _val(row, k:str):
     "`row[k]` for a Series/dict row, `row.k` for a namedtuple row (`itertuples`); None if missing or NaN"
     try: v = row[k]
     except (KeyError, TypeError, IndexError): v = getattr(row, k, None)
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v
+    return None if _isna(v) else v
 
 def load_mask(row,                # Slice-table row (Series, dict or `itertuples` namedtuple)
               shape:tuple=None,   # (H,W) for an `rle_mask` row; default: read from the row's image
@@ -291,9 +355,22 @@ def _need_cols(df:pd.DataFrame, cols, what:str):
     if miss := [c for c in cols if c not in df.columns]:
         raise DataError(f"{what}: missing column(s) {', '.join(map(repr, miss))}; found {list(df.columns)}")
 
-def _row_rle(row)->str:
-    "RLE string of a slice-table row: its `rle_mask` if it has one, else the encoded `mask` file"
-    if _val(row, 'mask') is None and 'rle_mask' in row._fields: return _val(row, 'rle_mask') or ''
+def _short(v, n:int=40)->str:
+    "`repr` of `v` (of its list, for an array), cut to `n` characters"
+    r = repr(v.tolist() if isinstance(v, np.ndarray) else v)
+    return r if len(r) <= n else r[:n-3] + '...'
+
+def _rle_str(v, where:str, row:str)->str:
+    "An `rle_mask` value as a string ('' for a missing value); anything else is a `DataError` naming `where` and `row`"
+    if isinstance(v, str): return v
+    if _isna(v): return ''
+    kind = 'list' if isinstance(v, (list, tuple, np.ndarray)) else type(v).__name__
+    raise DataError(f"{where}: `rle_mask` must be a string ('start length ...' or empty); {row} has {kind} {_short(v)}")
+
+def _row_rle(i:int, row)->str:
+    "RLE string of row `i` of a slice table: its `rle_mask` if it has one, else the encoded `mask` file"
+    if _val(row, 'mask') is None and 'rle_mask' in row._fields:
+        return _rle_str(_val(row, 'rle_mask'), 'slice table', f"row {i} ({Path(str(row.image)).name})")
     return rle_encode(load_mask(row))
 
 # %% ../nbs/00_data.ipynb #e6d40d22
@@ -310,9 +387,8 @@ def to_h2o(
     names = df.image.map(lambda p: Path(p).name)
     if (d := names[names.duplicated()]).size:
         raise DataError(f"{d.iloc[0]}: image file name appears more than once; H2O's images/ folder needs unique names")
-    out = Path(out); imgs = out/'images'
-    rles = _pmap(_row_rle, df.itertuples(index=False), n_workers=n_workers)
-    imgs.mkdir(parents=True, exist_ok=True)
+    rles = _pmap(_row_rle, range(len(df)), df.itertuples(index=False), n_workers=n_workers)
+    out = make_dir(out); imgs = make_dir(out/'images', 'image folder')
     def _copy(src, name):
         dst = imgs/name
         if not (dst.exists() and os.path.samefile(src, dst)): atomic_copy(src, dst)
@@ -322,6 +398,31 @@ def to_h2o(
     if 'fold' in df: t['fold'] = df.fold.values
     return atomic_write(out/'train.parquet', lambda p: t.to_parquet(p, index=False))
 
+# %% ../nbs/00_data.ipynb #fbb17490
+def _col_values(t:pd.DataFrame, col:str, pq:Path)->list:
+    "Column `col` of the table read from `pq`, as a list; text that is not UTF-8 (pandas decodes it only now) is a `DataError`"
+    try: return t[col].tolist()
+    except Exception as e: err = e
+    for i in range(len(t)):
+        try: t[col].iloc[i]
+        except UnicodeDecodeError as e: raise DataError(f"{pq}: `{col}` must hold UTF-8 text; row {i} has invalid bytes ({e})") from None
+    raise err
+
+def _as_int(v)->int|None:
+    "`v` as an int when it is one (a numpy integer, an integral float, a string of digits), else None"
+    if isinstance(v, (bool, np.bool_)): return None
+    if isinstance(v, (float, np.floating)): v = int(v) if math.isfinite(v) and v == int(v) else None
+    elif isinstance(v, str): v = int(v) if _INT_RE.fullmatch(v.strip()) else None
+    elif isinstance(v, np.integer): v = int(v)
+    return v if isinstance(v, int) and abs(v) < 2**63 else None
+
+def _ints(t:pd.DataFrame, col:str, pq:Path)->list[int]:
+    "Column `col` as ints; a `DataError` naming the first row that does not hold an integer"
+    vals = _col_values(t, col, pq)
+    if (i := next((i for i, v in enumerate(vals) if _as_int(v) is None), None)) is not None:
+        raise DataError(f"{pq}: `{col}` must hold integers; row {i} has {_short(vals[i])}")
+    return [_as_int(v) for v in vals]
+
 # %% ../nbs/00_data.ipynb #6fd7fdcd
 def _parse_name(name:str)->tuple[str, int]:
     "(patient, slice) from a Kaggle file name like `TCGA_CS_4941_19960909_12.tif`"
@@ -329,12 +430,16 @@ def _parse_name(name:str)->tuple[str, int]:
         raise DataError(f"{name}: cannot read patient and slice from the file name (expected <patient>_<n>.tif); add `patient` and `slice` columns")
     return m['stem'], int(m['n'])
 
-def _h2o_ids(t:pd.DataFrame)->tuple[list, list]:
-    "Patients and slice numbers of an H2O table: its `patient`/`slice` columns, else parsed from the file names"
-    parsed = [_parse_name(str(n)) for n in t.image] if not {'patient', 'slice'} <= set(t.columns) else None
-    pat = t.patient.astype(str).tolist() if 'patient' in t else [p for p, _ in parsed]
-    sl = t.slice.astype(np.int64).tolist() if 'slice' in t else [s for _, s in parsed]
-    return pat, sl
+def _h2o_ids(t:pd.DataFrame, names:list, pq:Path)->tuple[list, list]:
+    "Patients and slice numbers of an H2O table: its `patient`/`slice` columns, else parsed from the image `names`"
+    parsed = [_parse_name(n) for n in names] if not {'patient', 'slice'} <= set(t.columns) else None
+    if 'patient' in t:
+        pat = _col_values(t, 'patient', pq)
+        if (i := next((i for i, p in enumerate(pat) if _isna(p)), None)) is not None:
+            raise DataError(f"{pq}: `patient` must name the patient in every row; row {i} is empty")
+        pat = [str(p) for p in pat]
+    else: pat = [p for p, _ in parsed]
+    return pat, (_ints(t, 'slice', pq) if 'slice' in t else [s for _, s in parsed])
 
 def _check_rle_row(path:Path, rle:str, pq:Path)->int:
     "Read `path` and check `rle` against its size; the number of mask pixels"
@@ -351,23 +456,24 @@ def read_h2o(
 )->pd.DataFrame:             # Slice table with `mask` None and `rle_mask` kept, sorted by patient and slice
     "Slice table of an H2O Hydrogen Torch segmentation parquet; every image is read and every RLE checked"
     pq = Path(parquet)
-    if not pq.is_file(): raise FileNotFoundError(f"{pq}: no such file")
+    if not pq.is_file(): raise FileNotFoundError(f"{_esc(pq)}: no such file")
     try: t = pd.read_parquet(pq)
-    except Exception as e: raise DataError(f"{pq}: cannot be read as a parquet table ({type(e).__name__}: {e})") from None
+    except Exception as e: raise DataError(f"{pq}: cannot be read as a parquet table ({type(e).__name__}: {_oneline(e)})") from None
     _need_cols(t, ['image', 'rle_mask'], str(pq))
     imgs = Path(images) if images is not None else pq.parent/'images'
     if not imgs.is_dir(): raise DataError(f"{imgs}: image folder not found; pass images= the folder holding the files named in `image`")
-    if (d := t.image[t.image.duplicated()]).size:
-        raise DataError(f"{pq}: image {d.iloc[0]} has more than one row; expected one row (one binary mask) per image")
-    paths = [imgs/str(n) for n in t.image]
+    names = [str(n) for n in _col_values(t, 'image', pq)]
+    if (d := pd.Series(names)).duplicated().any():
+        raise DataError(f"{pq}: image {d[d.duplicated()].iloc[0]} has more than one row; expected one row (one binary mask) per image")
+    paths = [imgs/n for n in names]
     if miss := [p for p in paths if not p.is_file()]:
         raise DataError(f"{miss[0]}: image named in {pq.name} (column `image`) not found ({len(miss)} of {len(paths)} missing)")
-    rles = [_val({'r': r}, 'r') or '' for r in t.rle_mask]
-    pat, sl = _h2o_ids(t)
+    rles = [_rle_str(r, str(pq), f"row {i} ({names[i]})") for i, r in enumerate(_col_values(t, 'rle_mask', pq))]
+    pat, sl = _h2o_ids(t, names, pq)
     px = _pmap(lambda p, r: _check_rle_row(p, r, pq), paths, rles, n_workers=n_workers)
     df = pd.DataFrame({'patient': pat, 'slice': np.array(sl, np.int64), 'image': list(map(str, paths)),
                        'mask': pd.Series([None]*len(t), dtype=object), 'abnormal_pixels': np.array(px, np.int64), 'rle_mask': rles})
-    if 'fold' in t: df['fold'] = t.fold.values
+    if 'fold' in t: df['fold'] = np.array(_ints(t, 'fold', pq), np.int64)
     if positive_only: df = df[df.abnormal_pixels > 0]
     return df.sort_values(['patient', 'slice'], ignore_index=True)
 
@@ -385,7 +491,7 @@ def read_data(
         df = lgg_table(path, labeled=labeled)
         return df[df.abnormal_pixels.fillna(0) > 0].reset_index(drop=True) if positive_only else df
     if path.suffix.lower() in ('.parquet', '.pq'): return read_h2o(path, images=images, positive_only=positive_only)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.exists(): raise FileNotFoundError(f"{_esc(path)}: no such file or folder")
     raise DataError(f"{path}: expected a folder laid out as {LGG_LAYOUT}, or an H2O table ending in .parquet or .pq")
 
 # %% ../nbs/00_data.ipynb #f904f7d6

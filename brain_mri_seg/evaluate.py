@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator
-from .data import DataError, atomic_write, load_mask, read_data, rle_decode
+from .data import DataError, atomic_write, load_mask, make_dir, read_data, rle_decode
 
 # %% ../nbs/05_evaluate.ipynb #a083c4ae
 def overlap_counts(
@@ -261,11 +261,11 @@ def report_markdown(
 # %% ../nbs/05_evaluate.ipynb #9ddac6b8
 def write_report(
     result:dict,          # Output of `evaluate`
-    out_dir:str|Path,     # Folder to write into (created if needed)
+    out_dir:str|Path,     # Folder to write into (created if needed; `WriteError` if it cannot be)
     dpi:int=100,          # Resolution of the PNG plots
 )->Path:                  # `out_dir`
     "Write `report.md`, `metrics.json`, `per_patient.csv`, `per_slice.csv`, `volume_dice.png` and `volumes.png`, each atomically"
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out_dir)
     for name,plot in (('volume_dice.png',plot_volume_dice),('volumes.png',plot_volumes)):
         fig = plot(result['per_patient']).figure
         fig.tight_layout()

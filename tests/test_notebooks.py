@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+from nbdev.test import test_nb as run_nb
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
@@ -18,5 +18,5 @@ def test_found_notebooks(): assert len(NOTEBOOKS) >= 2, f"no notebooks found in 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb):
-    ok, secs = test_nb(nb, skip_flags=_skip_flags(), basepath=NBS.parent)
+    ok, secs = run_nb(nb, skip_flags=_skip_flags(), basepath=NBS.parent)
     assert ok, f"{nb.name} failed (traceback above)"

@@ -1,0 +1,152 @@
+"""Training speed of the smp Unet-resnet34 on real shared slices, for each precision/layout path this machine offers.
+
+Run from the repo root:  python bench/train_speed.py [--data ../shared/data/lgg/kaggle_3m] [--steps 3]
+
+Prints a markdown table (seconds per training step, batch 16, at 256x256 and 128x128), fastai's loop vs a plain
+PyTorch loop, the matmul ceiling of the dtype `auto` uses, and a last line
+`RESULT capability=... chosen=... speedup=... best_ratio=... ceiling_fraction=... fastai_overhead=...`.
+Shared machines are noisy: every ratio is measured side by side in this one run.
+"""
+import argparse, os, time, platform, contextlib
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
+import numpy as np, torch, torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from fastai.learner import Learner
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from brain_mri_seg.data import read_data, kfold
+from brain_mri_seg.datablock import get_dls
+from brain_mri_seg.learner import seg_model, BCEDiceLoss, cpu_has_native_bf16, pick_precision, seg_learner
+
+
+def paths(device):
+    "(name, dtype or None, channels_last) for each path this hardware offers"
+    if device.type == 'cuda': return [('fp32', None, False), ('fp16', torch.float16, False), ('fp16+CL', torch.float16, True)]
+    ps = [('fp32', None, False), ('fp32+CL', None, True)]
+    if cpu_has_native_bf16(): ps += [('bf16', torch.bfloat16, False), ('bf16+CL', torch.bfloat16, True)]
+    return ps   # without native bf16, bf16 is emulated (~13x slower than fp32): not a path this CPU offers
+
+
+def auto_path(device):
+    p = pick_precision('auto', device)
+    return {'fp32': 'fp32', 'bf16': 'bf16+CL', 'fp16': 'fp16'}[p]
+
+
+def batches(df, size, n, bs=16):
+    "`n` real training batches (soft augmentation, Simple normalization) at `size`"
+    dls = get_dls(df, valid_fold=4, size=size, bs=bs, aug='soft', positive_only=True, seed=0)
+    it, out = iter(dls.train), []
+    for _ in range(n): out.append(tuple(t.clone() for t in next(it)))
+    return out
+
+
+def plain_steps(model, opt, loss_fn, bats, dtype, cl, device):
+    "Seconds per step of a plain PyTorch loop (first step is warm-up)"
+    ts = []
+    for xb, yb in bats:
+        xb, yb = xb.to(device), yb.to(device)
+        if cl: xb = xb.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with ctx: pred = model(xb)
+        loss = loss_fn(pred.float(), yb)
+        loss.backward(); opt.step(); opt.zero_grad()
+        if device.type == 'cuda': torch.cuda.synchronize()
+        ts.append(time.perf_counter())
+    return float(np.diff(ts).mean())
+
+
+def time_path(df_bats, size, name, dtype, cl, device):
+    torch.manual_seed(0)
+    model = seg_model('Unet', 'resnet34').to(device)
+    if cl: model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.)
+    return plain_steps(model.train(), opt, BCEDiceLoss(), df_bats, dtype, cl, device)
+
+
+class _StepTimes(Callback):
+    order = 100
+    def before_fit(self): self.ts = []
+    def after_batch(self):
+        if self.training: self.ts.append(time.perf_counter())
+    def after_train(self): raise __import__('fastai').callback.core.CancelFitException()
+
+
+def fastai_step(bats, device):
+    "Seconds per step of fastai's loop with `precision='auto'` (same batches, same model)"
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    class _L(DataLoader):
+        def __iter__(self): return iter(bats)
+        def __len__(self): return len(bats)
+    dl = _L(bats, bs=1); dls = DataLoaders(dl, dl, device=device)
+    torch.manual_seed(0)
+    learn = seg_learner(dls, precision='auto')
+    learn.remove_cb(ProgressCallback)
+    t = _StepTimes(); learn.add_cb(t)
+    learn.metrics = []
+    learn.fit(1, lr=1e-3)
+    return float(np.diff(t.ts).mean()), learn.precision
+
+
+def matmul_ceiling(dtype, device, n=4096, reps=10):
+    "GFLOP/s of an n x n matmul in `dtype` (the dtype the chosen path computes convolutions in)"
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2): a @ b
+    t = time.perf_counter()
+    for _ in range(reps): a @ b
+    if device.type == 'cuda': torch.cuda.synchronize()
+    return 2*n**3*reps / (time.perf_counter() - t) / 1e9
+
+
+def train_flops(size, bs=16):
+    "FLOPs of one training step (forward + backward) of Unet-resnet34 at `size`"
+    model = seg_model('Unet', 'resnet34').train()
+    x, y = torch.randn(bs, 3, size, size), torch.rand(bs, 1, size, size).round()
+    with FlopCounterMode(display=False) as fc:
+        F.binary_cross_entropy_with_logits(model(x), y).backward()
+    return fc.get_total_flops()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', default='../shared/data/lgg/kaggle_3m')
+    ap.add_argument('--steps', type=int, default=3, help='timed steps per path (plus one warm-up)')
+    ap.add_argument('--sizes', default='256,128')
+    a = ap.parse_args()
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    cap = torch.cuda.get_device_name() if device.type == 'cuda' else torch.backends.cpu.get_cpu_capability()
+    df = kfold(read_data(a.data))
+    chosen = auto_path(device)
+    print(f"# Training speed: smp Unet-resnet34, batch 16, {device.type}, capability {cap}, "
+          f"native bf16 {cpu_has_native_bf16()}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    print(f"auto chooses: {chosen}\n")
+    res, sizes = {}, [int(s) for s in a.sizes.split(',')]
+    for size in sizes:
+        bats = batches(df, size, a.steps + 1)
+        for name, dtype, cl in paths(device):
+            res[size, name] = time_path(bats, size, name, dtype, cl, device)
+            print(f"  {size}px {name:8s} {res[size, name]:.3f} s/step", flush=True)
+    bats = batches(df, sizes[0], a.steps + 1)
+    fa, prec = fastai_step(bats, device)
+    name, dtype, cl = next(p for p in paths(device) if p[0] == chosen)
+    plain = time_path(bats, sizes[0], name, dtype, cl, device)
+    cdtype = dtype or torch.float32
+    ceil = matmul_ceiling(cdtype, device)
+    flops = train_flops(sizes[0])
+    print("\n| size | " + " | ".join(p[0] for p in paths(device)) + " | auto |")
+    print("|---|" + "---|"*(len(paths(device)) + 1))
+    for size in sizes:
+        print(f"| {size} | " + " | ".join(f"{res[size, p[0]]:.2f}" for p in paths(device)) + f" | {res[size, chosen]:.2f} |")
+    best = min(res[sizes[0], p[0]] for p in paths(device))
+    speedup = res[sizes[0], 'fp32'] / res[sizes[0], chosen]
+    best_ratio = best / res[sizes[0], chosen]
+    ceiling_fraction = flops / res[sizes[0], chosen] / (ceil*1e9)
+    overhead = fa / plain - 1
+    print(f"\nfastai loop {fa:.3f} s/step vs plain PyTorch loop {plain:.3f} s/step ({chosen}, {sizes[0]}px): overhead {overhead:+.3f}")
+    print(f"matmul ceiling ({str(cdtype).split('.')[-1]}): {ceil:.0f} GFLOP/s; training step {flops/1e9:.1f} GFLOP at {sizes[0]}px "
+          f"-> {flops/res[sizes[0], chosen]/1e9:.0f} GFLOP/s achieved")
+    print(f"RESULT capability={cap} chosen={chosen} speedup={speedup:.2f} best_ratio={best_ratio:.2f} "
+          f"ceiling_fraction={ceiling_fraction:.2f} fastai_overhead={overhead:.3f}")
+
+
+if __name__ == '__main__': main()

@@ -1,0 +1,472 @@
+"""Bad-input corpus for the CLI: every command that reads a bad input exits 2 with ONE stderr line, no traceback.
+
+The corpus is built by the tests in a temporary folder (no binary fixtures in git): a valid Kaggle-layout dataset
+(2 patients x 3 slices of 32x32 uint8 RGB TIFFs, masks 0/255), the H2O export of it and a predictions table, from which
+each bad case is derived. `CASES` is one table; `VERB_ARGS` says how each verb is called. To cover a new verb (`train`,
+`predict`, ...), add it to `VERB_ARGS` and to `DATA_VERBS` (or to a case's `verbs`).
+
+For each (case, verb) the tests check, through `brain_mri_seg.cli.main` in-process:
+- `test_one_line`: exit status 2, exactly one stderr line, no 'Traceback', naming the offending file or column;
+- `test_says_what_was_expected`: that line says what was expected (a regex per case);
+- `test_nothing_changed`: the failed command changed no file (OUT holds a previous export, whose `train.parquet` and
+  images must stay byte-identical; nothing half-written or temporary is left behind);
+- `test_debug_raises` (`--debug`): the exception propagates, so the traceback is shown.
+A few cases also run through the installed console script in a subprocess.
+
+Known library bugs are `xfail(strict=True)` with the reason: they must turn green when the library is fixed.
+"""
+import contextlib, hashlib, io, os, re, shutil, subprocess, sys, warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from brain_mri_seg.cli import main, VERBS, USER_ERRORS
+from brain_mri_seg.data import read_data, read_image
+
+PA, PB = 'TCGA_AA_0001_20000101', 'TCGA_BB_0002_20000202'     # the two patients of the fixture
+A2, A2M = f'{PA}_2.tif', f'{PA}_2_mask.tif'                      # the slice most cases break
+
+# ---------------------------------------------------------------- the valid fixture
+def _rle(m:np.ndarray)->str:
+    "Kaggle RLE written independently of the library (column-major, 1-indexed)"
+    px = np.concatenate([[0], (m.ravel(order='F') > 0).astype(np.int8), [0]])
+    runs = np.flatnonzero(np.diff(px)) + 1
+    return ' '.join(f'{s} {e - s}' for s, e in zip(runs[::2], runs[1::2]))
+
+@dataclass
+class Fixture:
+    root: Path
+    kaggle: Path = None   # DATA/<patient>/<patient>_<n>.tif + _mask.tif
+    h2o: Path = None      # train.parquet + images/ (what `to-h2o` writes): also the "previous export" in OUT
+    pred: Path = None     # predictions.parquet that matches the truth exactly
+    table: pd.DataFrame = None   # the H2O table
+    summary: str = None   # stdout of `summary` on the valid data
+
+@pytest.fixture(scope='module')
+def fx(tmp_path_factory):
+    f = Fixture(tmp_path_factory.mktemp('fixture'))
+    f.kaggle, f.h2o = f.root/'kaggle_3m', f.root/'h2o'
+    (f.h2o/'images').mkdir(parents=True)
+    rng, rows = np.random.default_rng(0), []
+    for p in (PA, PB):
+        (f.kaggle/p).mkdir(parents=True)
+        for n in (1, 2, 3):
+            img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            m = np.zeros((32, 32), np.uint8)
+            if n == 2: m[8:16, 10:20] = 255                   # slice 2 of each patient is abnormal
+            assert cv2.imwrite(str(f.kaggle/p/f'{p}_{n}.tif'), img) and cv2.imwrite(str(f.kaggle/p/f'{p}_{n}_mask.tif'), m)
+            shutil.copy(f.kaggle/p/f'{p}_{n}.tif', f.h2o/'images')
+            rows.append(dict(image=f'{p}_{n}.tif', rle_mask=_rle(m), class_id=1, patient=p, slice=n))
+    f.table = pd.DataFrame(rows)
+    f.table.to_parquet(f.h2o/'train.parquet', index=False)
+    f.pred = f.root/'predictions.parquet'
+    f.table[['image', 'patient', 'slice', 'rle_mask']].to_parquet(f.pred, index=False)
+    f.summary = run_main(['summary', f.kaggle])[1]
+    return f
+
+# ---------------------------------------------------------------- running the CLI
+def run_main(argv)->tuple:
+    "(exit status, stdout, stderr) of `main(argv)` in-process; warnings count as stderr lines, as in the console script"
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as ws, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        warnings.simplefilter('default')                      # Python's defaults for a script: show each warning once,
+        for c in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter('ignore', c)                # ... but not these
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue() + ''.join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in ws)
+
+VERB_ARGS = {                                            # how each verb is called; p: the case's paths
+    'summary':  lambda p: ['summary', p['data']],
+    'to-h2o':   lambda p: ['to-h2o', p['data'], p['out']],
+    'evaluate': lambda p: ['evaluate', p['pred'], p['data'], '--out', p['out']],
+    # 'train':   lambda p: ['train', p['data'], '--out', p['out'], ...],     # lead: add with the verb
+    # 'predict': lambda p: ['predict', p['model'], p['data'], '--out', p['out']],
+}
+DATA_VERBS = tuple(v for v in ('summary', 'to-h2o', 'evaluate') if v in VERBS)   # verbs that read DATA
+OUT_VERBS = tuple(v for v in ('to-h2o', 'evaluate') if v in VERBS)               # verbs that write OUT
+
+# ---------------------------------------------------------------- building the bad cases
+def kaggle(fx, d:Path, name='kaggle_3m')->Path:
+    "A fresh copy of the valid Kaggle-layout data in `d`"
+    shutil.copytree(fx.kaggle, d/name)
+    return d/name
+
+def h2o(fx, d:Path, table:pd.DataFrame=None, raw:bytes=None, images=True, **kw)->Path:
+    "An H2O folder in `d` with the valid images and `table` (default: the valid one) or `raw` parquet bytes"
+    (d/'h2o').mkdir()
+    if images: shutil.copytree(fx.h2o/'images', d/'h2o'/'images')
+    pq = d/'h2o'/'train.parquet'
+    if raw is not None: pq.write_bytes(raw)
+    else: (fx.table if table is None else table).to_parquet(pq, index=False, **kw)
+    return pq
+
+def with_col(fx, col:str, value, row=1)->pd.DataFrame:
+    "The valid H2O table with column `col` of `row` (slice 2 of patient A) replaced by `value`"
+    t = fx.table.copy(); t[col] = t[col].astype(object); t.loc[row, col] = value
+    return t
+
+def with_rle(fx, rle, row=1)->pd.DataFrame: return with_col(fx, 'rle_mask', rle, row)
+
+def kaggle_with(fx, d, fn)->Path:
+    "A copy of the valid Kaggle data, then `fn(patient_A_folder)` breaks it"
+    k = kaggle(fx, d); fn(k/PA); return k
+
+def _write(path:Path, arr:np.ndarray): assert cv2.imwrite(str(path), arr), path
+def _truncate(path:Path): b = path.read_bytes(); path.write_bytes(b[:len(b)//2])
+
+def _bad_page_header(fx, d):
+    "Uncompressed parquet whose first page header (right after the 'PAR1' magic) is garbage"
+    pq = h2o(fx, d, compression=None)
+    b = bytearray(pq.read_bytes()); b[4] ^= 0xff; pq.write_bytes(bytes(b))
+    return pq
+
+def _bad_utf8(fx, d):
+    "Uncompressed parquet in which the first `image` value holds an invalid UTF-8 byte"
+    pq = h2o(fx, d, compression=None)
+    b = pq.read_bytes(); i = b.index(f'{PA}_1.tif'.encode())
+    pq.write_bytes(b[:i] + b'\xff' + b[i+1:])
+    return pq
+
+def _no_ids(fx, d):
+    "No `patient`/`slice` columns and an image name they cannot be parsed from"
+    t = fx.table.drop(columns=['patient', 'slice']); t.loc[0, 'image'] = 'scan.tif'
+    pq = h2o(fx, d, t); (pq.parent/'images'/f'{PA}_1.tif').rename(pq.parent/'images'/'scan.tif')
+    return pq
+
+def _under_file(d:Path)->Path:
+    (d/'file.txt').write_text('a file, not a folder')
+    return d/'file.txt'/'out'
+
+@dataclass
+class Case:
+    id: str
+    build: Callable            # (fx, case_dir) -> {'data':..., 'pred':..., 'out':...} overrides of the valid paths
+    names: tuple               # strings the stderr line must contain: the offending file / column
+    expect: str                # regex: the line says what was expected
+    verbs: tuple = None        # default: DATA_VERBS
+    bugs: dict = field(default_factory=dict)   # 'aspect' or 'aspect:verb' -> reason of a known bug: xfail(strict)
+                                               # aspects: 'line', 'expect', 'debug' (--debug raises a user error), 'changed'
+
+def D(fn): return lambda fx, d: {'data': fn(fx, d)}       # a case that replaces DATA
+def TRACEBACK(reason, verb=None):   # a raw exception escapes main(): every check but `nothing changed` fails
+    return {a + (f':{verb}' if verb else ''): reason for a in ('line', 'expect', 'debug')}
+def MULTILINE(reason): return {'line': reason}                                     # a DataError, but >1 stderr line
+
+RLE_NAMES = ('train.parquet', 'rle_mask', A2)
+OUT_EXPECT = r'(?i)output|cannot (be )?(created|written)|not writable'   # the message says OUT is the problem (paths hold 'out')
+BUG_NBSP = ("BUG data._rle_numbers: integers separated by non-ASCII whitespace (NBSP) raise StopIteration, not "
+            "ValueError; read_h2o's thread pool turns it into 'RuntimeError: generator raised StopIteration' (traceback, exit 1)")
+BUG_NBSP_EVAL = ("BUG data._rle_numbers (StopIteration on an NBSP-separated RLE) escapes evaluate's `_pred_mask`, "
+                 "which catches only ValueError: raw StopIteration traceback")
+BUG_OUT_MSG = ("message is the bare OSError ('[Errno 20] Not a directory: ...' / '[Errno 2] No such file or directory: "
+               "...'): it names the path but not that OUT (the output folder) cannot be created or written")
+
+CASES = [
+    # --- Kaggle layout
+    Case('missing-mask', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/A2M).unlink())),
+         (A2,), rf'no mask.*expected {A2M}'),
+    Case('mask-without-image', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/A2).unlink())),
+         (A2M,), rf'no image.*expected {A2}'),
+    Case('mask-other-size', D(lambda fx, d: kaggle_with(fx, d, lambda p: _write(p/A2M, np.zeros((16, 32), np.uint8)))),
+         (A2M, A2), r'16x32.*32x32'),
+    Case('truncated-image', D(lambda fx, d: kaggle_with(fx, d, lambda p: _truncate(p/A2))),
+         (A2,), r'cannot be read as an image'),
+    Case('truncated-mask', D(lambda fx, d: kaggle_with(fx, d, lambda p: _truncate(p/A2M))),
+         (A2M,), r'cannot be read as an image'),
+    Case('zero-byte-image', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/A2).write_bytes(b''))),
+         (A2,), r'0 bytes.*expected an image'),
+    Case('zero-byte-mask', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/A2M).write_bytes(b''))),
+         (A2M,), r'0 bytes.*expected an image'),
+    Case('text-named-tif', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/A2).write_text('not an image'))),
+         (A2,), r'cannot be read as an image'),
+    Case('non-image-file', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/'notes.txt').write_text('x'))),
+         ('notes.txt',), r'expected only slice images'),
+    Case('sub-folder-in-patient', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/'extra').mkdir())),
+         ('extra',), r'expected only slice images'),
+    Case('duplicate-slice-number', D(lambda fx, d: kaggle_with(fx, d, lambda p: shutil.copy(p/A2, p/f'{PA}_02.tif'))),
+         (A2, f'{PA}_02.tif'), r'appears twice'),
+    Case('two-page-tiff', D(lambda fx, d: kaggle_with(fx, d, lambda p: cv2.imwritemulti(str(p/A2), [read_image(p/A2)]*2))),
+         (A2,), r'2 pages.*expected a single-page'),
+    Case('mask-3-channels', D(lambda fx, d: kaggle_with(fx, d, lambda p: _write(p/A2M, np.zeros((32, 32, 3), np.uint8)))),
+         (A2M,), r'3 channels.*expected a single-channel'),
+    Case('mask-values-0-128', D(lambda fx, d: kaggle_with(fx, d, lambda p: _write(p/A2M, np.eye(32, dtype=np.uint8)*128))),
+         (A2M,), r'values \[0, 128\].*expected only 0 and 255'),
+    Case('mask-16bit-values', D(lambda fx, d: kaggle_with(fx, d, lambda p: _write(p/A2M, np.eye(32, dtype=np.uint16)*1000))),
+         (A2M,), r'values \[0, 1000\].*expected only 0 and 255'),
+    Case('empty-folder', D(lambda fx, d: (d/'empty_dataset').mkdir() or d/'empty_dataset'),
+         ('empty_dataset',), r'expected DATA/<patient>'),
+    Case('parent-of-dataset', D(lambda fx, d: kaggle(fx, d/'parent_folder') and d/'parent_folder'),
+         ('parent_folder', 'kaggle_3m'), r'expected DATA/<patient>.*pass .*kaggle_3m'),
+    Case('folder-of-dataset-folders', D(lambda fx, d: kaggle(fx, d/'many_datasets'/'lgg') and d/'many_datasets'),
+         ('many_datasets',), r'expected DATA/<patient>'),
+    Case('empty-patient-folder', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p.parent/'TCGA_CC_0003_20000303').mkdir())),
+         ('TCGA_CC_0003_20000303',), r'no slice images.*patient folder'),
+    Case('slices-and-folders-mixed', D(lambda fx, d: kaggle_with(fx, d, lambda p: shutil.copy(p/A2, p.parent/A2))),
+         ('kaggle_3m',), r'both slice files and sub-folders.*expected'),
+    Case('data-is-a-text-file', D(lambda fx, d: (d/'data.csv').write_text('a,b\n') and d/'data.csv'),
+         ('data.csv',), r'expected a folder .*or an H2O table ending in \.parquet'),
+    Case('data-missing', D(lambda fx, d: d/'no_such_data'),
+         ('no_such_data',), r'no such file or folder'),
+    Case('newline-in-file-name', D(lambda fx, d: kaggle_with(fx, d, lambda p: (p/'notes\nold.txt').write_text('x'))),
+         ('notes',), r'expected only slice images',
+         bugs=MULTILINE("the error message embeds the raw path, so a file name holding a newline prints 2 stderr "
+                        "lines (main() could print repr-escaped paths, or replace '\\n')")),
+    # --- H2O parquet
+    Case('parquet-without-rle_mask', D(lambda fx, d: h2o(fx, d, fx.table.drop(columns='rle_mask'))),
+         ('train.parquet', 'rle_mask'), r'missing column'),
+    Case('parquet-without-image', D(lambda fx, d: h2o(fx, d, fx.table.drop(columns='image'))),
+         ('train.parquet', "'image'"), r'missing column'),
+    Case('parquet-without-images-folder', D(lambda fx, d: h2o(fx, d, images=False)),
+         ('images',), r'image folder not found'),
+    Case('parquet-row-missing-file', D(lambda fx, d: h2o(fx, d, with_col(fx, 'image', 'TCGA_ZZ_9999_20000101_7.tif'))),
+         ('TCGA_ZZ_9999_20000101_7.tif', 'image'), r'not found'),
+    Case('parquet-row-null-image', D(lambda fx, d: h2o(fx, d, with_col(fx, 'image', None))),
+         ('train.parquet', 'image'), r'not found'),
+    Case('parquet-row-truncated-image', D(lambda fx, d: (pq := h2o(fx, d)) and _truncate(pq.parent/'images'/A2) or pq),
+         (A2,), r'cannot be read as an image'),
+    Case('parquet-duplicate-rows', D(lambda fx, d: h2o(fx, d, pd.concat([fx.table, fx.table.iloc[[1]]]))),
+         ('train.parquet', A2), r'more than one row.*expected one row'),
+    Case('parquet-no-ids', D(_no_ids), ('scan.tif',), r'expected <patient>_<n>\.tif'),
+    Case('parquet-slice-not-int', D(lambda fx, d: h2o(fx, d, fx.table.assign(slice='two'))),
+         ('slice',), r'integer|expected',
+         bugs=TRACEBACK("read_h2o: a non-integer `slice` column raises a raw ValueError (\"invalid literal for int() "
+                        "with base 10: 'two'\") from `t.slice.astype(np.int64)` in _h2o_ids: traceback, exit 1")),
+    Case('parquet-garbage', D(lambda fx, d: h2o(fx, d, raw=b'hello, not a parquet file')),
+         ('train.parquet',), r'cannot be read as a parquet'),
+    Case('parquet-zero-byte', D(lambda fx, d: h2o(fx, d, raw=b'')),
+         ('train.parquet',), r'cannot be read as a parquet'),
+    Case('parquet-truncated', D(lambda fx, d: h2o(fx, d, raw=(fx.h2o/'train.parquet').read_bytes()[:300])),
+         ('train.parquet',), r'cannot be read as a parquet'),
+    Case('parquet-bad-page-header', D(_bad_page_header),
+         ('train.parquet',), r'cannot be read as a parquet',
+         bugs=MULTILINE("read_h2o wraps pyarrow's message, which holds newlines here ('OSError: Couldn't deserialize "
+                        "thrift: TProtocolException: Invalid data\\nDeserializing page header failed.\\n'): 3 stderr lines")),
+    Case('parquet-invalid-utf8', D(_bad_utf8),
+         ('train.parquet', 'image'), r'UTF-8|utf-8|parquet',
+         bugs=TRACEBACK("read_h2o: pandas decodes arrow strings lazily, so an invalid UTF-8 byte in `image` raises "
+                        "UnicodeDecodeError at `[imgs/str(n) for n in t.image]`, after the try around pd.read_parquet: "
+                        "traceback, exit 1")),
+    Case('rle-odd-count', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1 2 3'))), RLE_NAMES, r'3 numbers; expected an even count'),
+    Case('rle-word', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1 two'))), RLE_NAMES, r"'two'; expected integers"),
+    Case('rle-negative-start', D(lambda fx, d: h2o(fx, d, with_rle(fx, '-1 2'))), RLE_NAMES, r'start -1 must be >= 1'),
+    Case('rle-zero-start', D(lambda fx, d: h2o(fx, d, with_rle(fx, '0 2'))), RLE_NAMES, r'start 0 must be >= 1'),
+    Case('rle-zero-length', D(lambda fx, d: h2o(fx, d, with_rle(fx, '5 0'))), RLE_NAMES, r'length 0 must be >= 1'),
+    Case('rle-negative-length', D(lambda fx, d: h2o(fx, d, with_rle(fx, '5 -3'))), RLE_NAMES, r'length -3 must be >= 1'),
+    Case('rle-past-end', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1000 100'))), RLE_NAMES, r'past the 1024 pixels of a 32x32'),
+    Case('rle-for-bigger-image', D(lambda fx, d: h2o(fx, d, with_rle(fx, '65000 10'))), RLE_NAMES, r'past the 1024 pixels'),
+    Case('rle-overlapping', D(lambda fx, d: h2o(fx, d, with_rle(fx, '10 5 12 3'))), RLE_NAMES, r'sorted and must not overlap'),
+    Case('rle-unsorted', D(lambda fx, d: h2o(fx, d, with_rle(fx, '50 2 10 2'))), RLE_NAMES, r'sorted and must not overlap'),
+    Case('rle-int64-overflow', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1 99999999999999999999999'))), RLE_NAMES, r'expected integers'),
+    Case('rle-float', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1.5 2'))), RLE_NAMES, r"'1\.5'; expected integers"),
+    Case('rle-unicode-digits', D(lambda fx, d: h2o(fx, d, with_rle(fx, '١ ٢'))), RLE_NAMES, r"'١'; expected integers"),
+    Case('rle-commas', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1,2'))), RLE_NAMES, r"'1,2'; expected integers"),
+    Case('rle-json-list', D(lambda fx, d: h2o(fx, d, with_rle(fx, '[1, 2]'))), RLE_NAMES, r"'\[1,'; expected integers"),
+    Case('rle-nan-text', D(lambda fx, d: h2o(fx, d, with_rle(fx, 'nan'))), RLE_NAMES, r"'nan'; expected integers"),
+    Case('rle-nbsp-separated', D(lambda fx, d: h2o(fx, d, with_rle(fx, '1\u00a02'))), RLE_NAMES, r'expected integers|RLE',
+         bugs=TRACEBACK(BUG_NBSP)),
+    Case('rle-int-column', D(lambda fx, d: h2o(fx, d, fx.table.assign(rle_mask=7))),
+         ('train.parquet', 'rle_mask'), r'must be a string'),
+    Case('rle-bytes-column', D(lambda fx, d: h2o(fx, d, fx.table.assign(rle_mask=[b'1 2']*len(fx.table)))),
+         ('train.parquet', 'rle_mask'), r'must be a string'),
+    Case('rle-list-column', D(lambda fx, d: h2o(fx, d, fx.table.assign(rle_mask=[[1, 2]]*len(fx.table)))),
+         ('train.parquet', 'rle_mask'), r'string',
+         bugs=TRACEBACK("read_h2o: `_val({'r': r}, 'r') or ''` on a list-valued `rle_mask` cell (numpy array) raises "
+                        "'ValueError: The truth value of an array with more than one element is ambiguous': traceback, exit 1")),
+    # --- predictions (evaluate only)
+    Case('predictions-missing', lambda fx, d: {'pred': d/'no_predictions.parquet'},
+         ('no_predictions.parquet',), r'not found', verbs=('evaluate',)),
+    Case('predictions-garbage', lambda fx, d: (d/'p.parquet').write_text('not parquet') and {'pred': d/'p.parquet'},
+         ('p.parquet',), r'expected a predictions parquet', verbs=('evaluate',)),
+    Case('predictions-without-rle_mask', lambda fx, d: fx.table.drop(columns='rle_mask').to_parquet(d/'p.parquet') or {'pred': d/'p.parquet'},
+         ('rle_mask',), r'expected an `rle_mask` column', verbs=('evaluate',)),
+    Case('predictions-bad-rle', lambda fx, d: with_rle(fx, '1 2 3').to_parquet(d/'p.parquet') or {'pred': d/'p.parquet'},
+         ('rle_mask', PA), r'expected an even count', verbs=('evaluate',)),
+    Case('predictions-nbsp-rle', lambda fx, d: with_rle(fx, '1\u00a02').to_parquet(d/'p.parquet') or {'pred': d/'p.parquet'},
+         ('rle_mask', PA), r'expected integers|RLE', verbs=('evaluate',), bugs=TRACEBACK(BUG_NBSP_EVAL)),
+    # --- output folder that cannot be written (tests run as root: chmod would not stop us)
+    Case('out-under-a-file', lambda fx, d: {'out': _under_file(d)}, ('file.txt',), OUT_EXPECT,
+         verbs=OUT_VERBS, bugs={'expect': BUG_OUT_MSG}),
+    Case('out-is-a-file', lambda fx, d: (d/'out.txt').write_text('x') and {'out': d/'out.txt'},
+         ('out.txt',), OUT_EXPECT, verbs=OUT_VERBS,
+         bugs={'expect': BUG_OUT_MSG} | TRACEBACK("evaluate --out FILE: write_report's mkdir raises FileExistsError, which "
+                                                  "is not in cli.USER_ERRORS: traceback, exit 1", 'evaluate')),
+    Case('out-in-proc', lambda fx, d: {'out': Path('/proc/brain-mri-seg-test-out')},
+         ('/proc/brain-mri-seg-test-out',), OUT_EXPECT, verbs=OUT_VERBS, bugs={'expect': BUG_OUT_MSG}),
+]
+assert len({c.id for c in CASES}) == len(CASES)
+
+# ---------------------------------------------------------------- running each (case, verb) once
+def _snapshot(d:Path)->dict:
+    "relative path -> content hash ('dir' for folders) of everything under `d`"
+    return {str(p.relative_to(d)): 'dir' if p.is_dir() else hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(d.rglob('*')) if not p.is_symlink()}
+
+@dataclass
+class Outcome:
+    argv: list; rc: object; stdout: str; stderr: str; before: dict; after: dict
+
+_OUTCOMES = {}
+
+def outcome(fx, case:Case, verb:str)->Outcome:
+    "Build `case` in its own folder, with OUT holding a previous export, and run `verb` on it (memoized)"
+    key = (case.id, verb)
+    if key not in _OUTCOMES:
+        d = fx.root/'cases'/f'{case.id}--{verb}'; d.mkdir(parents=True)
+        shutil.copytree(fx.h2o, d/'previous_export')
+        paths = dict(data=fx.kaggle, pred=fx.pred, out=d/'previous_export') | case.build(fx, d)
+        argv = VERB_ARGS[verb](paths)
+        before = _snapshot(d)
+        try: rc, so, se = run_main(argv)
+        except BaseException as e: rc, so, se = f'raised {type(e).__name__}: {e}', '', 'Traceback (exception escaped main())'
+        _OUTCOMES[key] = Outcome(argv, rc, so, se, before, _snapshot(d))
+    return _OUTCOMES[key]
+
+def _params(aspect:str):
+    "pytest params (case, verb), marked xfail(strict=True) where `case` has a known bug in `aspect`"
+    ps = []
+    for c in CASES:
+        for v in (c.verbs or DATA_VERBS):
+            if v not in VERB_ARGS or v not in VERBS: continue
+            reason = c.bugs.get(f'{aspect}:{v}') or c.bugs.get(aspect)
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            ps.append(pytest.param(c, v, id=f'{c.id}-{v}', marks=marks))
+    return ps
+
+def _report(o:Outcome)->str: return f"argv={[str(a) for a in o.argv]}\nrc={o.rc!r}\nstderr={o.stderr!r}\nstdout={o.stdout[-300:]!r}"
+
+# ---------------------------------------------------------------- the checks
+def test_fixture_is_valid(fx):
+    "Every verb succeeds on the valid data, so each bad case fails for its own reason"
+    assert fx.summary.startswith('patients') and 'abnormal slices' in fx.summary
+    for data in (fx.kaggle, fx.h2o/'train.parquet'):
+        for verb in DATA_VERBS:
+            out = fx.root/'valid-out'/verb/data.name
+            rc, so, se = run_main(VERB_ARGS[verb](dict(data=data, pred=fx.pred, out=out)))
+            assert (rc, se) == (0, ''), (verb, data, rc, se)
+    assert run_main(['summary', fx.h2o/'train.parquet'])[1] == fx.summary
+
+@pytest.mark.parametrize('case,verb', _params('line'))
+def test_one_line(fx, case, verb):
+    "Exit status 2 and exactly one stderr line, without a traceback, that names the offending file or column"
+    o = outcome(fx, case, verb)
+    assert o.rc == 2, _report(o)
+    assert 'Traceback' not in o.stderr, _report(o)
+    lines = o.stderr.splitlines()
+    assert len(lines) == 1 and o.stderr.endswith('\n'), _report(o)
+    assert lines[0].startswith('brain-mri-seg') and 'error' in lines[0], _report(o)
+    for n in case.names: assert n in lines[0], f"{n!r} not named in the message\n{_report(o)}"
+
+@pytest.mark.parametrize('case,verb', _params('expect'))
+def test_says_what_was_expected(fx, case, verb):
+    "The stderr line says what was expected (or what is wrong and how to fix it), matching the case's regex"
+    o = outcome(fx, case, verb)
+    assert o.rc == 2 and re.search(case.expect, o.stderr), f"message does not match {case.expect!r}\n{_report(o)}"
+
+@pytest.mark.parametrize('case,verb', _params('changed'))
+def test_nothing_changed(fx, case, verb):
+    "A failed command leaves every file as it was: the previous export in OUT, the inputs, no temporary files"
+    o = outcome(fx, case, verb)
+    assert o.rc != 0, _report(o)
+    assert 'previous_export/train.parquet' in o.before
+    assert o.after == o.before, f"files changed: {sorted(set(o.after.items()) ^ set(o.before.items()))}\n{_report(o)}"
+
+@pytest.mark.parametrize('case,verb', [p for p in _params('debug') if p.values[1] == (p.values[0].verbs or DATA_VERBS)[0]])
+def test_debug_raises(fx, case, verb, tmp_path):
+    "With --debug, main() lets the user error propagate (the console script then prints the traceback)"
+    paths = dict(data=fx.kaggle, pred=fx.pred, out=tmp_path/'out') | case.build(fx, tmp_path)
+    with pytest.raises(USER_ERRORS):
+        run_main(VERB_ARGS[verb](paths) + ['--debug'])
+
+# ---------------------------------------------------------------- accepted inputs: what the library does with them
+def _replace_slice(fx, d, img=None, mask=None)->Path:
+    k = kaggle(fx, d)
+    if img is not None: _write(k/PA/A2, img)
+    if mask is not None: _write(k/PA/A2M, mask)
+    return k
+
+def _accepted(fx, k:Path, out:Path)->pd.DataFrame:
+    "`summary` and `to-h2o` succeed on `k` and print what they print on the valid data; the H2O export reads back"
+    rc, so, se = run_main(['summary', k])
+    assert (rc, se) == (0, '') and so == fx.summary, (rc, so, se)
+    rc, so, se = run_main(['to-h2o', k, out])
+    assert (rc, se) == (0, '') and 'train.parquet' in so, (rc, so, se)
+    back = read_data(out/'train.parquet')
+    assert back.abnormal_pixels.tolist() == read_data(fx.kaggle).abnormal_pixels.tolist()
+    return back
+
+def test_16bit_image_is_scaled(fx, tmp_path):
+    "A 16-bit slice is accepted: read as uint8 scaled so its own maximum is 255; to-h2o copies the 16-bit file as is"
+    img16 = (np.arange(32*32*3, dtype=np.uint32).reshape(32, 32, 3)*20).astype(np.uint16)   # max 61420
+    k = _replace_slice(fx, tmp_path, img=img16)
+    im = read_image(k/PA/A2)
+    assert im.dtype == np.uint8 and im.shape == (32, 32, 3) and im.max() == 255
+    want = np.floor(img16[..., ::-1].astype(np.float64)*255/img16.max() + 0.5).astype(np.uint8)   # BGR file -> RGB
+    assert np.abs(im.astype(int) - want).max() <= 1
+    _accepted(fx, k, tmp_path/'out')
+    assert (tmp_path/'out'/'images'/A2).read_bytes() == (k/PA/A2).read_bytes()
+    assert cv2.imread(str(tmp_path/'out'/'images'/A2), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+def test_16bit_black_image(fx, tmp_path):
+    "An all-zero 16-bit slice becomes all zeros (no division by its zero maximum)"
+    k = _replace_slice(fx, tmp_path, img=np.zeros((32, 32), np.uint16))
+    assert (read_image(k/PA/A2) == 0).all()
+    _accepted(fx, k, tmp_path/'out')
+
+def test_grayscale_image(fx, tmp_path):
+    "A single-channel slice is accepted and read as 3 equal channels"
+    gray = np.random.default_rng(1).integers(0, 256, (32, 32), dtype=np.uint8)
+    k = _replace_slice(fx, tmp_path, img=gray)
+    im = read_image(k/PA/A2)
+    assert im.shape == (32, 32, 3) and all((im[..., c] == gray).all() for c in range(3))
+    _accepted(fx, k, tmp_path/'out')
+
+def test_mask_0_1(fx, tmp_path):
+    "A 0/1 mask (instead of 0/255) means the same mask"
+    m = np.zeros((32, 32), np.uint8); m[8:16, 10:20] = 1
+    _accepted(fx, _replace_slice(fx, tmp_path, mask=m), tmp_path/'out')
+
+def test_null_rle_is_empty_mask(fx, tmp_path):
+    "A null `rle_mask` in a parquet is an empty mask, as in H2O's tables (not an error)"
+    pq = h2o(fx, tmp_path, with_rle(fx, None))
+    df = read_data(pq)
+    assert df.abnormal_pixels.tolist() == [0, 0, 0, 0, 80, 0]
+    rc, so, se = run_main(['summary', pq])
+    assert (rc, se) == (0, '') and 'abnormal slices         1' in so, so
+
+# ---------------------------------------------------------------- a failed to-h2o keeps the previous export
+def test_failed_to_h2o_keeps_previous_export(fx, tmp_path):
+    "Bad input, or a failure while writing images: OUT/train.parquet stays byte-identical, no temporary file is left"
+    out = tmp_path/'out'; shutil.copytree(fx.h2o, out)
+    old = (out/'train.parquet').read_bytes()
+    bad = kaggle_with(fx, tmp_path, lambda p: (p/A2M).write_bytes(b''))
+    assert run_main(['to-h2o', bad, out])[0] == 2
+    assert (out/'train.parquet').read_bytes() == old
+    # late failure: the data is fine, but an image cannot be replaced (a folder stands where it goes)
+    (out/'images'/f'{PB}_3.tif').unlink(); (out/'images'/f'{PB}_3.tif').mkdir()
+    rc, so, se = run_main(['to-h2o', fx.kaggle, out])
+    assert rc == 2 and len(se.splitlines()) == 1 and f'{PB}_3.tif' in se, (rc, se)
+    assert (out/'train.parquet').read_bytes() == old
+    assert not [p.name for p in out.rglob('*') if '.tmp' in p.name], "temporary files left behind"
+
+# ---------------------------------------------------------------- the installed console script (slow: 2-3 cases)
+EXE = next((str(p) for p in [Path(sys.executable).parent/'brain-mri-seg'] if p.exists()), None) or shutil.which('brain-mri-seg')
+SUBPROCESS_CASES = [('missing-mask', 'summary'), ('rle-past-end', 'to-h2o'), ('out-under-a-file', 'to-h2o')]
+
+@pytest.mark.skipif(EXE is None, reason='console script brain-mri-seg not installed')
+@pytest.mark.parametrize('case_id,verb', SUBPROCESS_CASES, ids=[f'{c}-{v}' for c, v in SUBPROCESS_CASES])
+def test_console_script(fx, case_id, verb, tmp_path):
+    "The real console script: exit status 2 and one stderr line; with --debug, a traceback and a non-zero status"
+    case = next(c for c in CASES if c.id == case_id)
+    argv = [str(a) for a in VERB_ARGS[verb](dict(data=fx.kaggle, pred=fx.pred, out=tmp_path/'out') | case.build(fx, tmp_path))]
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE='1', HF_HUB_OFFLINE='1')
+    r = subprocess.run([EXE, *argv], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and 'Traceback' not in r.stderr, r
+    assert all(n in r.stderr for n in case.names), r
+    if case_id == SUBPROCESS_CASES[0][0]:
+        r = subprocess.run([EXE, *argv, '--debug'], capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode != 0 and 'Traceback' in r.stderr and case.names[0] in r.stderr, r
