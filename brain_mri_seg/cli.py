@@ -82,12 +82,14 @@ def predict_cli(
     largest:int=None,      # Keep only the N largest 3-D components of each patient volume
     bs:int=16,             # Slices per forward pass
     precision:str='auto',  # auto, fp32, bf16 or fp16
+    holdout:bool=False,    # Only the patients of the run's validation fold, which it never trained on
     quiet:bool=False,      # No progress bar
 ):
     "Predict tumour masks for `data` and write OUT/predictions.parquet (Kaggle RLE at the original size)"
-    from brain_mri_seg.inference import Predictor, predict_to_parquet
+    from brain_mri_seg.inference import Predictor, predict_to_parquet, holdout_table
     p = Predictor.load(Path(model), bs=bs, precision=precision)
-    res = predict_to_parquet(p, Path(data), Path(out), tta=tta, threshold=threshold, masks=masks, min_size=min_size,
+    src = holdout_table(Path(model), Path(data)) if holdout else Path(data)
+    res = predict_to_parquet(p, src, Path(out), tta=tta, threshold=threshold, masks=masks, min_size=min_size,
                              largest=largest, progress=not quiet)
     print(f"wrote {res}")
 

@@ -26,7 +26,7 @@ from .learner import load_model, pick_precision, cpu_has_native_bf16
 # %% auto #0
 __all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_predict', 'remove_small', 'keep_largest',
            'postprocess', 'pick_backend', 'Predictor', 'folder_table', 'slice_table', 'predict_to_parquet',
-           'export_torchscript', 'export_onnx']
+           'holdout_table', 'export_torchscript', 'export_onnx']
 
 # %% ../nbs/04_inference.ipynb #65b6d882
 TTA_MODES = ('none', 'hflip', 'vflip', 'both')  # 'both': horizontal, vertical and both flips, plus the original
@@ -549,6 +549,26 @@ def predict_to_parquet(
     res = predictor.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress)
     mask_dir = out/'masks' if masks else None
     return atomic_write(out/'predictions.parquet', lambda tmp: _write_rows(res, tmp, mask_dir, group_rows))
+
+# %% ../nbs/04_inference.ipynb #659698b7
+def holdout_table(
+    run:str|Path,         # Training run folder (holds `config.yaml`)
+    data:str|Path,        # The data it trained on: Kaggle-layout folder or H2O parquet
+)->pd.DataFrame:          # Slice table of the run's validation patients, all their slices
+    "Every slice of the patients in the validation fold of training run `run`"
+    from brain_mri_seg.train import load_config, slice_table
+    run = Path(run)
+    if not (run/'config.yaml').is_file():
+        raise DataError(f"{run}: no config.yaml; --holdout needs the run folder written by `brain-mri-seg train`")
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        cfg = load_config(run/'config.yaml')
+    if cfg.dataset.group_fold_column != 'patient':
+        raise DataError(f"{run}: its folds split slices at random (dataset.group_fold_column: "
+                        f"{cfg.dataset.group_fold_column}), so every patient was seen in training; no held-out patients")
+    fold = cfg.dataset.folds[0]
+    df = slice_table(cfg.update(**{'dataset.data_sample': 1.0}), fold, data)
+    return df[df.fold == fold].reset_index(drop=True)
 
 # %% ../nbs/04_inference.ipynb #b894f501
 class _Probs(nn.Module):
