@@ -123,6 +123,8 @@ pre {{ background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; border-radiu
 table {{ border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }}
 th, td {{ border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }}
 img {{ max-width: 100%; height: auto; }}
+main {{ box-sizing: border-box; overflow-x: hidden; }} .output_area, .jp-OutputArea {{ overflow-x: auto; }}
+.anchor-link {{ visibility: hidden; text-decoration: none; margin-left: .3rem; color: #999; }} :hover > .anchor-link {{ visibility: visible; }}
 .jp-InputPrompt, .jp-OutputPrompt, .prompt {{ display: none; }}
 {pygments}
 </style></head>

@@ -19,9 +19,9 @@ from fastcore.basics import patch, ifnone
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
-from .data import rle_encode
+from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
 from .datablock import NORMS, aug_preset, norm_image, volume_stats
-from .learner import load_model, pick_precision, cpu_has_native_bf16
+from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16
 
 # %% auto #0
 __all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_predict', 'remove_small', 'keep_largest',
@@ -163,17 +163,24 @@ class _OrtRunner:
         return torch.from_numpy(self.sess.run(None, {self.name: xb.float().cpu().numpy()})[0])
 
 # %% ../nbs/04_inference.ipynb #e9d6a762
-def _check_meta(meta:dict, src='model meta')->dict:
+def _check_meta(meta:dict, src='Predictor')->dict:
     "`meta` with `size`, `norm` and `threshold` checked"
     if not isinstance(meta, dict): raise DataError(f"{src}: expected a dict with size and norm; got {type(meta).__name__}")
     if miss := [k for k in ('size', 'norm') if k not in meta]:
         raise DataError(f"{src}: missing {', '.join(miss)}; expected the meta written by learner.save_model (size, norm, threshold, ...)")
+    if (size := _as_int(meta['size'])) is None or size < 1:
+        raise DataError(f"{src}: meta field `size` must be {'a positive' if size is not None else 'an'} integer (pixels); got {meta['size']!r}")
     if meta['norm'] not in NORMS: raise DataError(f"{src}: norm={meta['norm']!r}; expected one of {', '.join(NORMS)}")
     if meta.get('in_channels', 3) != 3: raise DataError(f"{src}: model takes {meta['in_channels']} channels; Predictor feeds RGB slices (3)")
-    return {**meta, 'size': int(meta['size'])}
+    t = meta.get('threshold')
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t <= 1):
+        raise DataError(f"{src}: meta field `threshold` must be a probability between 0 and 1; got {t!r}")
+    return {**meta, 'size': size}
 
 def _check_threshold(t)->float:
-    if not 0 <= float(t) <= 1: raise ValueError(f"threshold={t!r}: expected a probability between 0 and 1")
+    try: ok = 0 <= float(t) <= 1
+    except (TypeError, ValueError): ok = False
+    if not ok: raise ValueError(f"threshold={t!r}: expected a probability between 0 and 1")
     return float(t)
 
 # %% ../nbs/04_inference.ipynb #356008d4
@@ -245,19 +252,50 @@ def _is_torchscript(path:Path)->bool:
 
 # %% ../nbs/04_inference.ipynb #b1148c6e
 _META = 'brain_mri_seg.json'  # name of the meta in exported files (TorchScript extra file, ONNX metadata key)
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+
+def _reason(e:BaseException, n:int=200)->str:
+    "Short reason of another library's exception `e`: its type and first line (torch's weights-only unpickler: the error itself)"
+    s = _ANSI.sub('', str(e))
+    if m := re.search(r'WeightsUnpickler error:\s*(.+?)(?:\.\s|\n\n|$)', s, re.S): s = m[1]
+    s = re.sub(r'^\[ONNXRuntimeError\] : \d+ : (\w+) : (?:Load model from .* failed:\s*)?', r'\1: ', s.strip())
+    line = next((l.strip() for l in s.splitlines() if l.strip()), '')
+    line = line if len(line) <= n else line[:n-3] + '...'
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+def _meta_json(s:str, path)->dict:
+    try: return json.loads(s)
+    except ValueError as e: raise DataError(f"{path}: {_META} is not valid JSON ({e}); write the file with export_torchscript/export_onnx") from None
 
 def _load_torchscript(path:Path):
     extra = {_META: ''}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)   # torch.jit is deprecated in favour of torch.export
-        m = torch.jit.load(str(path), map_location='cpu', _extra_files=extra)
+        try: m = torch.jit.load(str(path), map_location='cpu', _extra_files=extra)
+        except Exception as e:
+            raise DataError(f"{path}: not a readable TorchScript file ({_reason(e)}); expected a file written by `brain-mri-seg export`") from e
     if not extra[_META]: raise DataError(f"{path}: TorchScript file has no {_META}; write it with export_torchscript")
-    return m, json.loads(extra[_META])
+    return m, _meta_json(extra[_META], path)
 
 def _onnx_meta(sess, path)->dict:
     props = sess.get_modelmeta().custom_metadata_map
     if _META not in props: raise DataError(f"{path}: ONNX file has no {_META} metadata; write it with export_onnx")
-    return json.loads(props[_META])
+    return _meta_json(props[_META], path)
+
+def _load_onnx(path:Path, device):
+    "ONNX Runtime session of file `path`; a `DataError` naming it when ONNX Runtime cannot load it"
+    import onnxruntime  # noqa: F401  (missing: the ImportError says so)
+    try: return _ort_session(path, device)
+    except Exception as e:
+        raise DataError(f"{path}: not a valid ONNX model ({_reason(e)}); expected a file written by `brain-mri-seg export`") from e
+
+def _load_pth(path:Path)->tuple:
+    "`load_model(path)`, with a one-line reason when `torch.load` cannot read the file at all"
+    try: return load_model(path)
+    except WeightsError as e:
+        if 'torch.load failed' not in str(e) or e.__cause__ is None: raise
+        raise WeightsError(f"{path}: not a brain_mri_seg model file (torch.load failed: {_reason(e.__cause__)}); "
+                           "expected model.pth from `brain-mri-seg train`") from e.__cause__
 
 # %% ../nbs/04_inference.ipynb #d149f421
 @patch(cls_method=True)
@@ -269,12 +307,12 @@ def load(cls:Predictor,
     "Load a model file or run folder once, ready to predict"
     path = _model_file(Path(path))
     if path.suffix.lower() == '.onnx':
-        sess = _ort_session(path, torch.device(kwargs.get('device') or ('cuda' if torch.cuda.is_available() else 'cpu')))
+        sess = _load_onnx(path, torch.device(kwargs.get('device') or ('cuda' if torch.cuda.is_available() else 'cpu')))
         return cls(sess, _check_meta(_onnx_meta(sess, path), str(path)), **kwargs)
     if _is_torchscript(path):
         m, meta = _load_torchscript(path)
         return cls(m, _check_meta(meta, str(path)), **kwargs)
-    model, meta = load_model(path)
+    model, meta = _load_pth(path)
     return cls(model, _check_meta(meta, str(path)), **kwargs)
 
 # %% ../nbs/04_inference.ipynb #f06e59c6
@@ -363,17 +401,19 @@ def folder_table(
 
 # %% ../nbs/04_inference.ipynb #c2b0f5a6
 def _parquet_table(path:Path, images)->pd.DataFrame:
-    "Slice table of an H2O parquet: `read_data` when it has `rle_mask`, else its `image` column alone"
+    "Slice table of an H2O parquet: `read_data` when it has `rle_mask`, else its `image` column (and ids) checked as `read_h2o` does"
     try: cols = pq.read_schema(path).names
-    except Exception as e: raise DataError(f"{path}: cannot be read as a parquet table ({type(e).__name__}: {e})") from None
+    except Exception as e: raise DataError(f"{path}: cannot be read as a parquet table ({type(e).__name__}: {_oneline(e)})") from None
     if 'rle_mask' in cols: return read_data(path, images=images)
     if 'image' not in cols: raise DataError(f"{path}: missing column 'image'; found {cols}")
-    t = pd.read_parquet(path)
+    try: t = pd.read_parquet(path)
+    except Exception as e: raise DataError(f"{path}: cannot be read as a parquet table ({type(e).__name__}: {_oneline(e)})") from None
+    names = [str(n) for n in _col_values(t, 'image', path)]           # UTF-8 text, as read_h2o checks it
     root = Path(images) if images is not None else path.parent/'images'
-    paths = [root/str(n) for n in t.image]
+    paths = [root/n for n in names]
     if miss := [p for p in paths if not p.is_file()]:
         raise DataError(f"{miss[0]}: image named in {path.name} not found ({len(miss)} of {len(paths)} missing); pass images=")
-    ids = (t.patient, t.slice) if {'patient', 'slice'} <= set(cols) else _ids([p.name for p in paths], path.stem)
+    ids = _h2o_ids(t, names, path) if {'patient', 'slice'} <= set(cols) else _ids(names, path.stem)   # integer slices, named patients
     return _table(paths, *ids, path)
 
 # %% ../nbs/04_inference.ipynb #85f93fd9

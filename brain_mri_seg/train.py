@@ -30,7 +30,7 @@ from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .data import DataError, atomic_write, atomic_write_text, read_data, kfold, load_mask, rle_encode
+from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, rle_encode, _oneline
 from .datablock import get_dls, seed_epoch
 from .learner import seg_learner, save_model
 from .evaluate import overlap_counts, dice_iou
@@ -250,18 +250,27 @@ def _check_config(c:Config, where:str)->Config:
     return c
 
 # %% ../nbs/03_train.ipynb #2cffd324
+_KINDS = {list: 'a list', tuple: 'a list', str: 'a string', int: 'a number', float: 'a number', bool: 'true or false'}
+
+def _config_kwargs(d, where:str)->tuple[dict, list]:
+    "Checked sections of nested mapping `d` as `Config` keyword arguments, and the seed-only fields dropped from them"
+    if not isinstance(d, dict):
+        raise DataError(f"{where}: expected a mapping of sections ({', '.join(s + ':' for s in _SECTIONS)}); "
+                        f"got {_KINDS.get(type(d), type(d).__name__)}")
+    ignored, kw = [], {}
+    for k, v in d.items():
+        if k in _SECTIONS: kw[k] = _section(_SECTIONS[k], v, k, where, ignored)
+        elif k == 'experiment_name': kw[k] = _coerce(v, str, k, where)
+        else: raise _unknown(k, list(_SECTIONS) + ['experiment_name'], where)
+    return kw, ignored
+
 @patch(cls_method=True)
 def from_dict(cls:Config,
     d:dict,             # Nested mapping, as read from a YAML file; missing fields keep their defaults
     where:str='config', # Name of the source in messages (a file name)
 )->Config:
     "Checked `Config` from nested mapping `d`; seed-only fields are reported in one warning and dropped"
-    if not isinstance(d, dict): raise DataError(f"{where}: expected a mapping of sections ({', '.join(_SECTIONS)}), got {type(d).__name__}")
-    ignored, kw = [], {}
-    for k, v in d.items():
-        if k in _SECTIONS: kw[k] = _section(_SECTIONS[k], v, k, where, ignored)
-        elif k == 'experiment_name': kw[k] = _coerce(v, str, k, where)
-        else: raise _unknown(k, list(_SECTIONS) + ['experiment_name'], where)
+    kw, ignored = _config_kwargs(d, where)
     if ignored: warnings.warn(f"{where}: {len(ignored)} Hydrogen Torch setting(s) do not apply here and are ignored: "
                               f"{', '.join(ignored)}", UserWarning, stacklevel=2)
     return _check_config(cls(**kw), where)
@@ -282,12 +291,23 @@ def to_yaml(self:Config,
     return s
 
 # %% ../nbs/03_train.ipynb #0a3c7ed5
+def _yaml_error(e:yaml.YAMLError)->str:
+    "One line for PyYAML's multi-line error `e`: where and what"
+    m, ctx, cm = getattr(e, 'problem_mark', None), getattr(e, 'context', None), getattr(e, 'context_mark', None)
+    if m is None or not getattr(e, 'problem', None): return _oneline(e)
+    s = f"at line {m.line+1}, column {m.column+1}: {_oneline(e.problem)}"
+    if ctx: s += f" ({_oneline(ctx)}" + (f" that starts at line {cm.line+1}, column {cm.column+1})" if cm is not None else ')')
+    return s
+
 def _read_yaml(path)->dict:
     "Mapping in YAML file `path`"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: config file not found")
-    try: d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e: raise DataError(f"{path}: not valid YAML ({str(e).splitlines()[0]} {getattr(e, 'problem_mark', '') or ''})".strip()) from None
+    try: text = path.read_bytes().decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); expected a YAML config file") from None
+    try: d = yaml.safe_load(text)
+    except yaml.YAMLError as e: raise DataError(f"{path}: not valid YAML {_yaml_error(e)}") from None
     return {} if d is None else d
 
 def load_config(path:str|Path, # YAML file: a Hydrogen Torch experiment config or a run's `config.yaml`
@@ -373,12 +393,15 @@ def get_config(
     config:str|Path|None=None,    # YAML file whose fields override the preset's
     **overrides,                  # Then these: `training.epochs=2`, `training__epochs=2`, `epochs=2`, `size=128`
 )->Config:
-    "Config from a preset, then a YAML file, then overrides (later wins)"
+    "Config from a preset, then a YAML file, then overrides (later wins); every value is checked where it is read"
     d = Config().to_dict()
     if preset is not None:
         if preset not in PRESETS: raise DataError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
         d = _merge(d, _nest(PRESETS[preset]))
-    if config is not None: d = _merge(d, _read_yaml(config))
+    if config is not None:
+        y = _read_yaml(config)
+        _config_kwargs(y, Path(config).name)   # the file's own values are checked, also those the overrides replace
+        d = _merge(d, y)
     d = _merge(d, _nest(overrides))
     return Config.from_dict(d, where=Path(config).name if config is not None else preset or 'config')
 
@@ -731,6 +754,7 @@ def _reopen_run(run, cfg:Config|None, fold)->tuple:
     "Saved config, fold and checkpoint of interrupted run `run`"
     run = Path(run)
     if not (run/'config.yaml').is_file(): raise FileNotFoundError(f"{run}: not a run folder (no config.yaml)")
+    for f in run.glob('.*.tmp*'): f.unlink(missing_ok=True)   # half-written files of an atomic write that was killed
     if not (run/'checkpoint.pth').is_file():
         done = (run/'model.pth').is_file()
         raise DataError(f"{run}: " + ("the run is complete (model.pth); nothing to resume" if done else
@@ -783,7 +807,7 @@ def _train(cfg, data, out, fold, resume, cbs)->Path:
     set_seed(cfg.environment.seed)
     learn = build_learner(cfg, df, fold)
     if rank0 and not ck:
-        run.mkdir(parents=True, exist_ok=True); cfg.to_yaml(run/'config.yaml')
+        make_dir(run); cfg.to_yaml(run/'config.yaml')
         env = dict(fold=fold, seed=cfg.environment.seed, precision=dict(requested=_precision(cfg), chosen=learn.precision),
                    weights=learn.weights_source, data=dict(path=cfg.dataset.train_dataframe, sha256=h, slices=len(df),
                    train_slices=len(learn.dls.train_df), valid_slices=len(learn.dls.valid_df)),
@@ -900,6 +924,14 @@ def train_folds(cfg:Config,              # Recipe; `dataset.n_folds` folds
     return s
 
 # %% ../nbs/03_train.ipynb #0b2d471e
+def _fold_list(folds:str)->list[int]|None:
+    "Fold numbers of `--folds`: None for 'all'"
+    if str(folds).strip().lower() == 'all': return None
+    ks = [_num(k.strip()) for k in str(folds).split(',')]
+    if not all(isinstance(k, int) for k in ks):
+        raise DataError(f"--folds {folds!r}: expected 'all' or fold numbers separated by commas, such as 0,2")
+    return ks
+
 def train_from_cli(preset:str|None='h2o',  # Name in `PRESETS`
                    config=None,            # YAML config file (the seed's, or a run's config.yaml)
                    data=None,              # Kaggle-layout folder or H2O parquet
@@ -920,7 +952,7 @@ def train_from_cli(preset:str|None='h2o',  # Name in `PRESETS`
             return train(None if not quiet else load_config(Path(resume)/'config.yaml').update(**ov), data, resume=resume)
         cfg = get_config(preset, config, **ov)
         if folds is None: return train(cfg, data, out, fold)
-        ks = None if folds == 'all' else [int(k) for k in str(folds).split(',')]
+        ks = _fold_list(folds)
         out = Path(out) if out is not None else default_run_dir(cfg)
         print(train_folds(cfg, data, out, ks).to_string(float_format='%.4f'))
         return out
