@@ -534,6 +534,11 @@ def save_model(
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 # %% ../nbs/02_learner.ipynb #439ca9e9
+_ansi = re.compile(r'\x1b\[[0-9;]*m')
+def _first_line(e:Exception)->str:
+    "First line of a foreign error message, without colour codes"
+    return (_ansi.sub('', str(e)).strip().splitlines() or [''])[0][:300]
+
 def load_model(
     path:str|Path,     # File written by `save_model`
 )->tuple:              # (model in eval mode, meta dict)
@@ -541,7 +546,7 @@ def load_model(
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"model file {path} not found")
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise WeightsError(f"{path}: not a brain_mri_seg model file (torch.load failed: {type(e).__name__}: {e})") from e
+    except Exception as e: raise WeightsError(f"{path}: not a brain_mri_seg model file (torch.load failed: {type(e).__name__}: {_first_line(e)})") from e
     fmt = obj.get('format') if isinstance(obj, dict) else None
     if fmt != _FORMAT:
         hint = (" It holds plain weights: load them into an encoder with load_encoder_weights / seg_model(weights=PATH)."
@@ -550,6 +555,6 @@ def load_model(
                            f"{repr(fmt) if fmt else type(obj).__name__}.{hint}")
     model = seg_model(obj['arch'], obj['encoder'], in_channels=obj['in_channels'], **obj['model_kwargs'])
     try: model.load_state_dict(obj['state_dict'])
-    except RuntimeError as e: raise WeightsError(f"{path}: weights do not fit {obj['arch']}/{obj['encoder']}: {e}") from e
+    except RuntimeError as e: raise WeightsError(f"{path}: weights do not fit {obj['arch']}/{obj['encoder']}: {_first_line(e)}") from e
     model.weights_source = f"model file {path} (sha256 {_sha256(path)[:12]})"
     return model.eval(), obj['meta']
