@@ -185,10 +185,6 @@ class Case:
                                                # aspects: 'line', 'expect', 'debug' (--debug raises a user error), 'changed'
 
 def D(fn): return lambda fx, d: {'data': fn(fx, d)}       # a case that replaces DATA
-def TRACEBACK(reason, verb=None):   # a raw exception escapes main(): every check but `nothing changed` fails
-    return {a + (f':{verb}' if verb else ''): reason for a in ('line', 'expect', 'debug')}
-def UNNAMED(reason): return {'line': reason, 'expect': reason}   # one line, but it names neither the file nor the field
-def ACCEPTED(reason): return {a: reason for a in ('line', 'expect', 'debug', 'changed')}   # the bad input is accepted: exit 0
 
 RLE_NAMES = ('train.parquet', 'rle_mask', A2)
 OUT_EXPECT = r'(?i)output|cannot (be )?(created|written)|not writable'   # the message says OUT is the problem (paths hold 'out')
