@@ -4,8 +4,8 @@ Run from the repo root, after training the folds:
     brain-mri-seg train --preset lgg-cpu --data ../shared/data/lgg/kaggle_3m --folds all --out runs/lgg-cpu
     python bench/accuracy.py runs/lgg-cpu [--data ../shared/data/lgg/kaggle_3m]
 
-Each fold's `validation_predictions.parquet` (every slice of its held-out patients, at their original size, threshold
-of the run, no TTA) is scored against the truth; the per-patient tables of the folds are pooled, so every patient is
+Each fold's `validation_predictions.parquet` (every slice of its held-out patients, at their original size, with the
+recipe's threshold, TTA and post-processing; `--repredict` makes them again with `Predictor`) is scored against the truth; the per-patient tables of the folds are pooled, so every patient is
 scored once by the model that never saw it. Prints a markdown table per fold and pooled, and a last line
 `RESULT volume_dice_mean=... volume_dice_median=... slice_iou=... empty_fp_rate=... train_minutes_max=...`.
 """
@@ -13,21 +13,38 @@ import argparse, json, os, warnings
 from pathlib import Path
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import numpy as np, pandas as pd
-from brain_mri_seg.data import read_data
+from brain_mri_seg.data import read_data, read_image
 from brain_mri_seg.evaluate import evaluate, summary_metrics
+
+
+def substituted(truth:pd.DataFrame)->dict:
+    "Patients whose pre- or post-contrast channel is a copy of FLAIR on most slices (the dataset README's 15 of 110)"
+    out = {}
+    for p, g in truth.groupby('patient'):
+        ims = [read_image(f) for f in g.image]
+        same = [c for c in (0, 2) if np.mean([np.array_equal(i[..., c], i[..., 1]) for i in ims]) > 0.5]
+        if same: out[p] = '+'.join({0: 'pre', 2: 'post'}[c] for c in same)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('folds', help='parent folder of the fold_K run folders')
     ap.add_argument('--data', default='../shared/data/lgg/kaggle_3m')
+    ap.add_argument('--repredict', action='store_true',
+                    help="predict each fold's held-out patients again with `Predictor` instead of reading validation_predictions.parquet")
+    ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
+    ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
     a = ap.parse_args()
     truth = read_data(a.data)
     rows, slices, patients = [], [], []
     for d in sorted(Path(a.folds).glob('fold_*'), key=lambda p: int(p.name.split('_')[1])):
         if not (d/'validation_predictions.parquet').is_file(): continue
         env = json.loads((d/'env.json').read_text())
-        pred = pd.read_parquet(d/'validation_predictions.parquet')
+        if a.repredict:
+            from brain_mri_seg.inference import Predictor, holdout_table
+            pred = Predictor.load(d, tta=a.tta, backend='torch').predict_table(holdout_table(d, a.data), largest=a.largest)
+        else: pred = pd.read_parquet(d/'validation_predictions.parquet')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the other folds' patients are not predicted here, by design
             res = evaluate(pred, truth[truth.patient.isin(pred.patient.unique())])
@@ -45,6 +62,11 @@ def main():
                          volume_dice_median=pooled['volume_dice_median'], slice_iou=pooled['slice_iou'],
                          slice_dice=pooled['slice_dice'], empty_fp_rate=pooled['empty_fp_rate'],
                          missed_volumes=len(pooled['missed_volumes']), train_minutes=t.train_minutes.max(), cpu='', precision='')
+    pp = pd.concat(patients, ignore_index=True)
+    sub = substituted(truth[truth.patient.isin(pp.patient)])
+    print("Patients with a sequence replaced by FLAIR (volume Dice):\n\n| patient | replaced | volume_dice |\n|---|---|---|")
+    for p, what in sub.items(): print(f"| {p} | {what} | {pp.loc[pp.patient == p, 'volume_dice'].iloc[0]:.3f} |")
+    print(f"| mean of {len(sub)} | | {pp[pp.patient.isin(sub)].volume_dice.mean():.3f} |\n")
     cols = list(t.columns)
     print('| ' + ' | '.join(cols) + ' |\n|' + '---|'*len(cols))
     for r in t.itertuples(index=False):

@@ -59,7 +59,7 @@ def time_path(df_bats, size, name, dtype, cl, device):
     torch.manual_seed(0)
     model = seg_model('Unet', 'resnet34').to(device)
     if cl: model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0., fused=True)   # as seg_learner
     return plain_steps(model.train(), opt, BCEDiceLoss(), df_bats, dtype, cl, device)
 
 

@@ -75,11 +75,11 @@ def predict_cli(
     model:str,             # Run folder, model.pth, TorchScript .pt or ONNX .onnx
     data:str,              # Kaggle-layout folder, patient folder, folder of slices, or H2O parquet
     out:str,               # Output folder: gets predictions.parquet (and masks/)
-    tta:str='none',        # Test-time augmentation: none, hflip, vflip or both
+    tta:str=None,          # Test-time augmentation: none, hflip, vflip or both (default: the model's recipe)
     threshold:float=None,  # Probability threshold (default: the model's, 0.5)
     masks:bool=False,      # Also write 0/255 PNG masks named like the inputs with `_pred`
     min_size:int=0,        # Remove predicted components smaller than this many pixels
-    largest:int=None,      # Keep only the N largest 3-D components of each patient volume
+    largest:int=None,      # Keep only the N largest 3-D components of each patient volume (default: the model's recipe; 0: all)
     bs:int=16,             # Slices per forward pass
     precision:str='auto',  # auto, fp32, bf16 or fp16
     holdout:bool=False,    # Only the patients of the run's validation fold, which it never trained on

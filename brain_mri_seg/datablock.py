@@ -183,6 +183,16 @@ def substitute_seq(
     for c in np.array([0, 2])[swap]: out[..., c] = img[..., 1]
     return out
 
+# %% ../nbs/01_datablock.ipynb #33f8189c
+def _substitute(img, p, rng, stats=None):
+    "`substitute_seq`, with the replaced channels' `volume_stats` set to FLAIR's, as in a volume whose sequence was replaced"
+    out = substitute_seq(img, p, rng)
+    if stats is None or out is img: return out, stats
+    st = np.array(stats, np.float32)
+    for c in (0, 2):
+        if not np.array_equal(out[..., c], img[..., c]): st[:, c] = st[:, 1]
+    return out, st
+
 # %% ../nbs/01_datablock.ipynb #1513d0de
 def _labelled(df):
     "Boolean Series: rows with a mask file, or any row of a table with an `rle_mask` column (as `load_mask` reads them)"
@@ -226,12 +236,13 @@ def __getitem__(self:SliceDataset, i):
     "`(x, y)` of row `i`; `(i, seed)` (or an index with a `seed` attribute) seeds every random choice"
     i, s = i if isinstance(i, tuple) else (int(i), getattr(i, 'seed', None))
     img, msk = self.load(i)
+    st = None if self.stats is None else self.stats[i]
     if s is not None:
         rng = np.random.default_rng(s)
         self.tfm.set_random_state(rng, random.Random(s))
-        if self.p_seq: img = substitute_seq(img, self.p_seq, rng)
+        if self.p_seq: img, st = _substitute(img, self.p_seq, rng, st)
     r = self.tfm(image=img, mask=msk)
-    x = norm_image(r['image'], self.norm, None if self.stats is None else self.stats[i])
+    x = norm_image(r['image'], self.norm, st)
     return x, torch.from_numpy(r['mask'][None].astype(np.float32))
 
 # %% ../nbs/01_datablock.ipynb #a7c177c5

@@ -175,6 +175,10 @@ def _check_meta(meta:dict, src='Predictor')->dict:
     t = meta.get('threshold')
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t <= 1):
         raise DataError(f"{src}: meta field `threshold` must be a probability between 0 and 1; got {t!r}")
+    if meta.get('tta', 'none') not in TTA_MODES:
+        raise DataError(f"{src}: meta field `tta` must be one of {', '.join(TTA_MODES)}; got {meta['tta']!r}")
+    if (k := meta.get('largest')) is not None and ((n := _as_int(k)) is None or n < 0):
+        raise DataError(f"{src}: meta field `largest` must be None or a count of components (0: keep all); got {k!r}")
     return {**meta, 'size': size}
 
 def _check_threshold(t)->float:
@@ -190,7 +194,7 @@ class Predictor:
         model,                   # `nn.Module` (logits), TorchScript module or ONNX Runtime session (probabilities)
         meta:dict,               # `size`, `norm` and `threshold`, as `learner.save_model` stores them
         bs:int=16,               # Slices per forward pass
-        tta:str='none',          # Default test-time augmentation, one of `TTA_MODES`
+        tta:str=None,            # Default test-time augmentation, one of `TTA_MODES`; None: the meta's (the recipe's), else 'none'
         threshold:float=None,    # Default probability threshold; None: the meta's, else 0.5
         device=None,             # torch device; None: CUDA if available, else CPU
         precision:str='auto',    # 'auto' (as training), 'fp32', 'bf16' or 'fp16'; PyTorch backend only
@@ -200,7 +204,9 @@ class Predictor:
         self.meta = _check_meta(meta)
         self.size, self.norm = self.meta['size'], self.meta['norm']
         self.threshold = _check_threshold(threshold if threshold is not None else self.meta.get('threshold', 0.5))
-        tta_flips(tta); self.tta, self.bs = tta, int(bs)
+        self.tta, self.bs = ifnone(tta, self.meta.get('tta', 'none')), int(bs)
+        tta_flips(self.tta)
+        self.largest = self.meta.get('largest') or None   # the recipe's 3-D post-processing (None: keep every component)
         if self.bs < 1: raise ValueError(f"bs={bs!r}: expected at least 1")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.tfm = aug_preset('none', self.size)
@@ -232,7 +238,7 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
 def __repr__(self:Predictor)->str:
     m = self.meta
     return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, size={self.size}, norm={self.norm!r}, "
-            f"threshold={self.threshold}, tta={self.tta!r}, backend={self.backend!r}, precision={self.precision!r}, "
+            f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, backend={self.backend!r}, precision={self.precision!r}, "
             f"channels_last={self.channels_last}, device={self.device.type!r}, bs={self.bs})")
 
 # %% ../nbs/04_inference.ipynb #f8193f75
@@ -475,7 +481,7 @@ def iter_predictions(self:Predictor,
     threshold:float=None,  # Probability threshold; None: the predictor's
     min_size:int=0,        # Remove components smaller than this many pixels (0: keep all)
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 across a patient's slices
-    largest:int=None,      # Keep only the `largest` biggest 3-D components of each patient (None: all)
+    largest:int=None,      # Keep only the `largest` biggest 3-D components of each patient; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
 ):                         # Generator of dicts: image, patient, slice, mask (H,W) uint8 0/1, max_probability
@@ -483,7 +489,10 @@ def iter_predictions(self:Predictor,
     thr, tta = _check_threshold(ifnone(threshold, self.threshold)), ifnone(tta, self.tta)
     tta_flips(tta)
     if dims not in (2, 3): raise ValueError(f"dims={dims!r}: expected 2 (per slice) or 3 (per volume)")
-    if largest is not None and largest < 1: raise ValueError(f"largest={largest!r}: expected None or at least 1")
+    largest = ifnone(largest, self.largest)
+    if largest is not None and (isinstance(largest, bool) or not isinstance(largest, (int, np.integer)) or largest < 0):
+        raise ValueError(f"largest={largest!r}: expected None (the predictor's), 0 (keep all) or a number of components")
+    largest = largest or None
     df = slice_table(data, images)             # every argument checked before the first slice is read
     return self._predictions(df, tta, thr, min_size, dims, largest, progress)
 
@@ -521,7 +530,7 @@ def predict_table(self:Predictor,
     threshold:float=None,  # None: the predictor's
     min_size:int=0,        # Remove components smaller than this (0: keep all)
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 per volume
-    largest:int=None,      # Keep the `largest` biggest 3-D components per patient (None: all)
+    largest:int=None,      # Keep the `largest` biggest 3-D components per patient ; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
 )->pd.DataFrame:           # Predictions table (`PRED_COLS`)
@@ -537,7 +546,7 @@ def predict_volume(self:Predictor,
     threshold:float=None,  # None: the predictor's
     min_size:int=0,        # Remove components smaller than this (0: keep all)
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 per volume
-    largest:int=None,      # Keep the `largest` biggest 3-D components (None: all)
+    largest:int=None,      # Keep the `largest` biggest 3-D components ; None: the predictor's, 0: all
     proba:bool=False,      # Return probabilities (no threshold or post-processing)
 )->np.ndarray:             # (D,H,W) uint8 0/1 masks (or float32 probabilities) in slice order
     "Masks of all the slices of one patient, stacked in slice order"
@@ -579,7 +588,7 @@ def predict_to_parquet(
     masks:bool=False,      # Also write 0/255 PNG masks to `out_dir/masks/<patient>/<stem>_pred.png`
     min_size:int=0,        # Remove components smaller than this (0: keep all)
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 per volume
-    largest:int=None,      # Keep the `largest` biggest 3-D components per patient (None: all)
+    largest:int=None,      # Keep the `largest` biggest 3-D components per patient ; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=True,    # Show a progress bar
     group_rows:int=1024,   # Rows per parquet row group (rows held in memory before writing)

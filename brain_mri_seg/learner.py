@@ -482,7 +482,7 @@ def seg_learner(
     prec = pick_precision(precision, dls.device)
     if model is None: model = seg_model(arch, encoder, pretrained, weights, in_channels, **(model_kwargs or {}))
     loss_func = loss if callable(loss) else get_loss(loss, thresh=thresh)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=partial(OptimWrapper, opt=torch.optim.AdamW), lr=lr, wd=wd,
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True)), lr=lr, wd=wd,
                     metrics=_seg_metrics(dls, thresh), splitter=seg_splitter,
                     cbs=L(cbs) + _train_cbs(dls, prec, grad_clip, grad_accum), **kwargs)
     learn.precision, learn.weights_source = prec, getattr(model, 'weights_source', 'unknown')

@@ -6,10 +6,10 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/train.html.md"""
 
 # %% auto #0
 __all__ = ['PRESETS', 'ArchitectureConfig', 'AugmentationConfig', 'DatasetConfig', 'EnvironmentConfig', 'ImageConfig',
-           'LoggingConfig', 'PredictionConfig', 'TrainingConfig', 'Config', 'load_config', 'get_config', 'lr_sched',
-           'table_hash', 'env_info', 'default_run_dir', 'epoch_seed', 'EpochSeedCallback', 'NaNStopCallback',
-           'RunFolderCallback', 'slice_table', 'synth_lgg', 'build_learner', 'ShardDL', 'DDPCallback', 'train',
-           'validation_predictions', 'fold_summary', 'train_folds', 'train_from_cli']
+           'LoggingConfig', 'PredictionConfig', 'TrainingConfig', 'Config', 'tta_mode', 'load_config', 'get_config',
+           'lr_sched', 'table_hash', 'env_info', 'default_run_dir', 'epoch_seed', 'EpochSeedCallback',
+           'NaNStopCallback', 'RunFolderCallback', 'slice_table', 'synth_lgg', 'build_learner', 'ShardDL',
+           'DDPCallback', 'train', 'validation_predictions', 'fold_summary', 'train_folds', 'train_from_cli']
 
 # %% ../nbs/03_train.ipynb #2a161401
 import os, sys, re, json, time, random, hashlib, dataclasses, platform, warnings, difflib, typing, types, importlib.metadata
@@ -30,7 +30,7 @@ from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, rle_encode, _oneline
+from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, rle_encode, rle_decode, _oneline
 from .datablock import get_dls, seed_epoch
 from .learner import seg_learner, save_model
 from .evaluate import overlap_counts, dice_iou
@@ -57,6 +57,7 @@ class AugmentationConfig:
     augmentations_strategy:str='Soft'  # None, Soft, Medium, Hard, or Custom (`custom_train_augmentations`)
     custom_train_augmentations:str=_RESIZE_JSON      # albumentations JSON used by the Custom strategy
     custom_inference_augmentations:str=_RESIZE_JSON  # albumentations JSON kept for inference; validation only resizes
+    sequence_substitution:float=0.     # Probability of replacing each non-FLAIR channel by FLAIR, as in scans missing a sequence (ours)
 
 # %% ../nbs/03_train.ipynb #d6a6dc89
 @dataclass
@@ -103,7 +104,8 @@ class PredictionConfig:
     "`prediction:` thresholds and the metric that ranks epochs and folds"
     metric:str='IoU'              # IoU or Dice: ranks epochs (`save_best_checkpoint`) and folds
     probability_threshold:float=0.5  # Probability above which a pixel is abnormal
-    test_time_augmentations:list[str]=field(default_factory=list)  # Read by `04_inference` (e.g. horizontal_flip)
+    test_time_augmentations:list[str]=field(default_factory=list)  # horizontal_flip and/or vertical_flip: the default TTA of `predict` and of the validation predictions
+    keep_largest:int=0            # Keep only this many largest 3-D components of each patient's predicted volume; 0 keeps all (ours)
 
 @dataclass
 class TrainingConfig:
@@ -161,6 +163,14 @@ _CHOICES = {
     'training.differential_learning_rate_layers': ('encoder', 'backbone', 'decoder', 'head')}
 
 def _hints(cls)->dict: return typing.get_type_hints(cls)
+
+# %% ../nbs/03_train.ipynb #b71a414e
+_TTA_NAMES = ('horizontal_flip', 'vertical_flip')  # the seed's `test_time_augmentations` names
+
+def tta_mode(names:list)->str:
+    "`Predictor`'s TTA mode of the seed's `prediction.test_time_augmentations` list"
+    h, v = 'horizontal_flip' in names, 'vertical_flip' in names
+    return 'both' if h and v else 'hflip' if h else 'vflip' if v else 'none'
 
 # %% ../nbs/03_train.ipynb #39251311
 _WHAT = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}
@@ -242,6 +252,10 @@ def _check_config(c:Config, where:str)->Config:
     need(d.n_folds >= 2, 'dataset.n_folds', '>= 2', d.n_folds)
     need(len(d.folds) >= 1 and all(0 <= f < d.n_folds for f in d.folds), 'dataset.folds', f'fold numbers in 0..{d.n_folds-1}', d.folds)
     need(d.pos_frac is None or 0 <= d.pos_frac <= 1, 'dataset.pos_frac', 'None or in [0, 1]', d.pos_frac)
+    tta = c.prediction.test_time_augmentations
+    need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {' and '.join(_TTA_NAMES)}", tta)
+    need(c.prediction.keep_largest >= 0, 'prediction.keep_largest', '>= 0 (0 keeps every component)', c.prediction.keep_largest)
+    need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
     a = c.architecture
     need(a.encoder_depth is None or 3 <= a.encoder_depth <= 5, 'architecture.encoder_depth', 'None or 3..5', a.encoder_depth)
     need(a.decoder_channels is None or len(a.decoder_channels) == (a.encoder_depth or 5), 'architecture.decoder_channels',
@@ -377,14 +391,14 @@ PRESETS = {
             'prediction.probability_threshold': 0.5, 'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW',
             'training.learning_rate': 1e-3, 'training.weight_decay': 0., 'training.schedule': 'Cosine',
             'training.warmup_epochs': 0., 'training.epochs': 5, 'training.batch_size': 16, 'training.precision': 'auto'},
-    'lgg-cpu': {'architecture.architecture': 'Unet', 'architecture.backbone': 'resnet18', 'architecture.pretrained': False,
-                'augmentation.augmentations_strategy': 'Medium', 'dataset.folds': [4], 'dataset.n_folds': 5,
+    'lgg-cpu': {'architecture.architecture': 'Unet', 'architecture.backbone': 'resnet34', 'architecture.pretrained': False,
+                'augmentation.augmentations_strategy': 'Medium', 'augmentation.sequence_substitution': 0.2, 'dataset.folds': [4], 'dataset.n_folds': 5,
                 'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.5,
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1,
-                'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Simple',
-                'prediction.probability_threshold': 0.5, 'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW',
-                'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
-                'training.warmup_epochs': 0., 'training.epochs': 12, 'training.batch_size': 16, 'training.precision': 'auto',
+                'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume',
+                'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1,
+                'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
+                'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
                 'experiment_name': 'lgg-cpu'}}
 
 # %% ../nbs/03_train.ipynb #19c76bd3
@@ -652,7 +666,8 @@ def build_learner(cfg:Config,       # Recipe
     c, t = cfg, cfg.training
     dls = get_dls(df, valid_fold=fold, size=c.image.image_height, bs=t.batch_size, aug=_aug(c),
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
-                  num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch)
+                  num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
+                  p_seq=c.augmentation.sequence_substitution)
     learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=t.loss_function,
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
                         weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation,
@@ -848,21 +863,19 @@ def _run_fit(learn:Learner, cfg:Config, run:Path, fold:int, ck:dict|None, env:di
     return run
 
 # %% ../nbs/03_train.ipynb #ccbb3f57
-def validation_predictions(learn:Learner,     # Trained learner; its `dls.valid` follows `dls.valid_df`
-                           threshold:float=0.5, # Probability above which a pixel is abnormal
-                          )->pd.DataFrame:     # Predictions table + `true_pixels`, `dice`, `iou` per slice
-    "Predict every validation slice, at its original size, and score it against its mask"
-    probs, _ = learn.get_preds(dl=ShardDL(learn.dls.valid, gather=False), act=torch.sigmoid, reorder=False)
-    rows = []
-    for p, r in zip(probs.float()[:, 0], learn.dls.valid_df.itertuples(index=False)):
-        truth = load_mask(r)
-        if tuple(p.shape) != truth.shape: p = F.interpolate(p[None, None], size=truth.shape, mode='bilinear', align_corners=False)[0, 0]
-        pm = (p > threshold).numpy().astype(np.uint8)
-        inter, npred, ntrue = overlap_counts(pm, truth)
-        dice, iou = dice_iou(inter, npred, ntrue)
-        rows.append(dict(image=r.image, patient=r.patient, slice=r.slice, rle_mask=rle_encode(pm), abnormal_pixels=npred,
-                         max_probability=float(p.max()), true_pixels=ntrue, dice=float(dice), iou=float(iou)))
-    return pd.DataFrame(rows)
+def validation_predictions(learn:Learner,  # Trained learner; `dls.valid_df` lists the validation slices
+                           meta:dict,       # `size`, `norm`, `threshold`, `tta`, `largest`, as `save_model` stores them
+                          )->pd.DataFrame:  # Predictions table + `true_pixels`, `dice`, `iou` per slice
+    "Predict every validation slice exactly as `predict` will (the recipe's TTA and post-processing) and score it"
+    from brain_mri_seg.inference import Predictor   # `04_inference` builds on this module
+    pr = Predictor(_unwrap(learn.model), meta, bs=learn.dls.valid.bs, device=learn.dls.device, precision=learn.precision,
+                   backend='torch')
+    df = learn.dls.valid_df.reset_index(drop=True)
+    pred = pr.predict_table(df)
+    truth = [load_mask(r) for r in df.itertuples(index=False)]
+    counts = np.array([overlap_counts(rle_decode(rle, t.shape), t) for rle, t in zip(pred.rle_mask, truth)]).reshape(-1, 3)
+    dice, iou = dice_iou(*counts.T)
+    return pred.assign(true_pixels=counts[:, 2], dice=np.asarray(dice, float), iou=np.asarray(iou, float))
 
 # %% ../nbs/03_train.ipynb #a525e66d
 def _plot_curves(run:Path):
@@ -874,10 +887,12 @@ def _finish(learn:Learner, cfg:Config, run:Path, fold:int, env:dict):
     if cfg.training.save_best_checkpoint and (run/'best.pth').is_file():
         learn.model.load_state_dict(torch.load(run/'best.pth', map_location='cpu'))
     c = cfg
-    save_model(learn.model, run/'model.pth', dict(arch=c.architecture.architecture, encoder=c.architecture.backbone,
-               size=c.image.image_height, norm=c.image.image_normalization.lower(), threshold=c.prediction.probability_threshold,
-               config=c.to_dict(), fold=fold, run=str(run)))
-    preds = validation_predictions(learn, c.prediction.probability_threshold)
+    meta = dict(arch=c.architecture.architecture, encoder=c.architecture.backbone, size=c.image.image_height,
+                norm=c.image.image_normalization.lower(), threshold=c.prediction.probability_threshold,
+                tta=tta_mode(c.prediction.test_time_augmentations), largest=c.prediction.keep_largest,
+                config=c.to_dict(), fold=fold, run=str(run))
+    save_model(learn.model, run/'model.pth', meta)
+    preds = validation_predictions(learn, meta)
     atomic_write(run/'validation_predictions.parquet', lambda p: preds.to_parquet(p, index=False))
     _plot_curves(run)
     grid = learn.dls.valid_df.reset_index(drop=True).assign(pred_rle=preds.rle_mask, dice=preds.dice, true_pixels=preds.true_pixels,

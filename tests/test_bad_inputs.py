@@ -240,6 +240,10 @@ MODEL_CASES = [   # predict MODEL: a file that is not one of ours
          ('model.onnx',), r'(?i)not an? (valid |readable )?(onnx|brain_mri_seg)|cannot be (read|loaded)|expected an? (onnx|model)', verbs=P),
     Case('model-meta-size-not-int', M(lambda fx, d: _model_meta(fx, d, size='big')),
          ('model.pth', 'size'), r'size.*(integer|expected)', verbs=P),
+    Case('model-meta-unknown-tta', M(lambda fx, d: _model_meta(fx, d, tta='rot90')),
+         ('model.pth', 'tta'), r'must be one of none, hflip, vflip, both', verbs=P),
+    Case('model-meta-largest-negative', M(lambda fx, d: _model_meta(fx, d, largest=-2)),
+         ('model.pth', 'largest'), r'must be None or a count of components', verbs=P),
 ]
 
 UNLABELED_CASES = [   # predict reads an H2O table without `rle_mask` by itself (no masks needed)
@@ -276,6 +280,12 @@ CONFIG_CASES = [   # train --config bad.yaml / --set: a field that does not exis
     Case('set-unknown-field', lambda fx, d: {'set': 'training.epochz=2'},
          ('training.epochz',), r"unknown field .*did you mean 'training\.epochs'", verbs=T),
     Case('set-wrong-type', lambda fx, d: {'set': 'training.epochs=many'}, ('training.epochs',), r"must be an integer, got 'many'", verbs=T),
+    Case('set-seq-substitution-out-of-range', lambda fx, d: {'set': 'augmentation.sequence_substitution=1.5'},
+         ('augmentation.sequence_substitution',), r'must be in \[0, 1\], got 1\.5', verbs=T),
+    Case('set-keep-largest-negative', lambda fx, d: {'set': 'prediction.keep_largest=-1'},
+         ('prediction.keep_largest',), r'must be >= 0', verbs=T),
+    Case('config-unknown-tta', YAML('prediction:\n  test_time_augmentations: [rotate90]\n'),
+         ('bad.yaml', 'prediction.test_time_augmentations'), r'must be a list of horizontal_flip and vertical_flip', verbs=T),
 ]
 
 WEIGHTS_CASES = [   # train --encoder resnet34 --weights FILE: weights of another network, or not weights at all

@@ -1,0 +1,100 @@
+"""Inference-time levers of the accuracy issue on a `--folds all` run: flip TTA, threshold and 3-D post-processing.
+
+Run from the repo root, after training the folds:
+    python bench/postprocess.py runs/lgg-cpu [--data ../shared/data/lgg/kaggle_3m]
+
+Each fold's model predicts every slice of its own held-out patients (`holdout_table`) once per TTA mode; each threshold
+and `keep_largest` setting is then applied to those probabilities and scored with the project's `evaluate`, pooled over
+the folds (every patient scored once, by the model that never saw it). The threshold is also chosen without looking at
+the patients it is scored on: for fold K, the threshold with the best pooled mean volume Dice on the *other* folds'
+held-out patients. Prints one markdown table and a last line `RESULT best=<setting> volume_dice_mean=...`.
+"""
+import argparse, os, warnings, itertools
+from pathlib import Path
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
+import numpy as np, pandas as pd
+from brain_mri_seg.data import read_data, rle_encode
+from brain_mri_seg.inference import Predictor, holdout_table, postprocess
+from brain_mri_seg.evaluate import evaluate, summary_metrics
+
+THRESHOLDS = (0.4, 0.5, 0.6)
+LARGEST = (0, 1, 2)
+
+
+def fold_probs(run:Path, data:str, tta:str):
+    "Rows and probability maps (float16, original size) of the held-out patients of fold run `run`"
+    df = holdout_table(run, data)
+    p = Predictor.load(run, tta=tta, backend='torch')
+    rows, probs = [], []
+    for r, pr in p._iter_proba(df, tta): rows.append(r); probs.append(pr.astype(np.float16))
+    return pd.DataFrame(rows), probs
+
+
+def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest:int)->pd.DataFrame:
+    "Predictions table of thresholded (and 3-D post-processed) probabilities"
+    masks = [(p > thr).astype(np.uint8) for p in probs]
+    if largest:
+        out = list(masks)
+        for _, idx in rows.groupby('patient', sort=False).indices.items():
+            vol = postprocess(np.stack([masks[i] for i in idx]), largest=largest)
+            for i, m in zip(idx, vol): out[i] = m
+        masks = out
+    return rows.assign(rle_mask=[rle_encode(m) for m in masks])
+
+
+def score(preds:list, truth:pd.DataFrame):
+    "Per-slice and per-patient tables of several folds' predictions, pooled"
+    sl, pa = [], []
+    for pred in preds:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')   # each fold predicts only its own patients
+            r = evaluate(pred, truth[truth.patient.isin(pred.patient.unique())])
+        sl.append(r['per_slice']); pa.append(r['per_patient'])
+    return pd.concat(sl, ignore_index=True), pd.concat(pa, ignore_index=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('folds', help='parent folder of the fold_K run folders')
+    ap.add_argument('--data', default='../shared/data/lgg/kaggle_3m')
+    ap.add_argument('--tta', default='none,hflip', help='comma-separated TTA modes to compare')
+    a = ap.parse_args()
+    truth = read_data(a.data)
+    runs = sorted((d for d in Path(a.folds).glob('fold_*') if (d/'model.pth').is_file()), key=lambda d: int(d.name.split('_')[1]))
+    if not runs: raise SystemExit(f"{a.folds}: no fold_K/model.pth")
+    res, per_fold = [], {}
+    for tta in a.tta.split(','):
+        got = [fold_probs(r, a.data, tta) for r in runs]
+        for thr, k in itertools.product(THRESHOLDS, LARGEST):
+            preds = [masks_of(rows, probs, thr, k) for rows, probs in got]
+            sl, pa = score(preds, truth)
+            m = summary_metrics(sl, pa)
+            per_fold[(tta, thr, k)] = [pa[pa.patient.isin(p.patient.unique())] for p in preds], [sl[sl.patient.isin(p.patient.unique())] for p in preds]
+            res.append(dict(tta=tta, threshold=thr, keep_largest=k, volume_dice_mean=m['volume_dice_mean'],
+                            volume_dice_median=m['volume_dice_median'], slice_iou=m['slice_iou'],
+                            empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes'])))
+    t = pd.DataFrame(res).astype({'threshold': object})
+    # Honest threshold: for each fold, the threshold that is best on the other folds (same TTA and keep_largest)
+    for tta, k in itertools.product(a.tta.split(','), LARGEST):
+        sl_all, pa_all = [], []
+        for i in range(len(runs)):
+            def others(thr): return np.mean(np.concatenate([per_fold[(tta, thr, k)][0][j].volume_dice.to_numpy()
+                                                             for j in range(len(runs)) if j != i]))
+            best = max(THRESHOLDS, key=others)
+            pa_all.append(per_fold[(tta, best, k)][0][i]); sl_all.append(per_fold[(tta, best, k)][1][i])
+        m = summary_metrics(pd.concat(sl_all, ignore_index=True), pd.concat(pa_all, ignore_index=True))
+        t.loc[len(t)] = dict(tta=tta, threshold='other folds', keep_largest=k, volume_dice_mean=m['volume_dice_mean'],
+                             volume_dice_median=m['volume_dice_median'], slice_iou=m['slice_iou'],
+                             empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes']))
+    cols = list(t.columns)
+    print(f"{len(runs)} folds, {sum(len(p.patient.unique()) for p in per_fold[next(iter(per_fold))][0])} patients\n")
+    print('| ' + ' | '.join(cols) + ' |\n|' + '---|'*len(cols))
+    for r in t.itertuples(index=False):
+        print('| ' + ' | '.join(f'{v:.3f}' if isinstance(v, float) else str(v) for v in r) + ' |')
+    b = t.loc[t.volume_dice_mean.astype(float).idxmax()]
+    print(f"RESULT best=tta:{b.tta},threshold:{b.threshold},keep_largest:{b.keep_largest} "
+          f"volume_dice_mean={b.volume_dice_mean:.3f} volume_dice_median={b.volume_dice_median:.3f} "
+          f"slice_iou={b.slice_iou:.3f} empty_fp_rate={b.empty_fp_rate:.3f}")
+
+
+if __name__ == '__main__': main()
