@@ -170,6 +170,15 @@ def norm_image(
         if norm == 'imagenet': x -= IMAGENET_MEAN[:, None, None]; x /= IMAGENET_STD[:, None, None]
     return torch.from_numpy(x)
 
+# %% ../nbs/01_datablock.ipynb #33f8189c
+def _substitute(img, p, rng, stats=None):
+    "`substitute_seq`, also setting the replaced channels' `volume_stats` to FLAIR's, as in a volume whose sequence was replaced"
+    swap = np.array([0, 2])[rng.random(2) < p]   # two draws, whatever `p`
+    if not len(swap): return img, stats
+    out = img.copy(); out[..., swap] = img[..., 1:2]
+    if stats is not None: stats = np.array(stats, np.float32); stats[:, swap] = stats[:, 1:2]
+    return out, stats
+
 # %% ../nbs/01_datablock.ipynb #7e1e61e9
 def substitute_seq(
     img:np.ndarray,  # (H,W,3) uint8 slice
@@ -177,21 +186,7 @@ def substitute_seq(
     rng:np.random.Generator,  # Random source (two draws per call, whatever `p`)
 )->np.ndarray:       # `img` itself, or a modified copy
     "Replace each non-FLAIR channel of `img` by FLAIR with probability `p`"
-    swap = rng.random(2) < p
-    if not swap.any(): return img
-    out = img.copy()
-    for c in np.array([0, 2])[swap]: out[..., c] = img[..., 1]
-    return out
-
-# %% ../nbs/01_datablock.ipynb #33f8189c
-def _substitute(img, p, rng, stats=None):
-    "`substitute_seq`, with the replaced channels' `volume_stats` set to FLAIR's, as in a volume whose sequence was replaced"
-    out = substitute_seq(img, p, rng)
-    if stats is None or out is img: return out, stats
-    st = np.array(stats, np.float32)
-    for c in (0, 2):
-        if not np.array_equal(out[..., c], img[..., c]): st[:, c] = st[:, 1]
-    return out, st
+    return _substitute(img, p, rng)[0]
 
 # %% ../nbs/01_datablock.ipynb #1513d0de
 def _labelled(df):

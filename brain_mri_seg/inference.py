@@ -21,7 +21,7 @@ from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
 from .datablock import NORMS, aug_preset, norm_image, volume_stats
-from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16
+from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _ansi
 
 # %% auto #0
 __all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_predict', 'remove_small', 'keep_largest',
@@ -177,9 +177,9 @@ def _check_meta(meta:dict, src='Predictor')->dict:
         raise DataError(f"{src}: meta field `threshold` must be a probability between 0 and 1; got {t!r}")
     if meta.get('tta', 'none') not in TTA_MODES:
         raise DataError(f"{src}: meta field `tta` must be one of {', '.join(TTA_MODES)}; got {meta['tta']!r}")
-    if (k := meta.get('largest')) is not None and ((n := _as_int(k)) is None or n < 0):
-        raise DataError(f"{src}: meta field `largest` must be None or a count of components (0: keep all); got {k!r}")
-    return {**meta, 'size': size}
+    if (k := meta.get('largest')) is not None and ((k := _as_int(k)) is None or k < 0):
+        raise DataError(f"{src}: meta field `largest` must be None or a count of components (0: keep all); got {meta['largest']!r}")
+    return {**meta, 'size': size, 'largest': k}
 
 def _check_threshold(t)->float:
     try: ok = 0 <= float(t) <= 1
@@ -258,11 +258,10 @@ def _is_torchscript(path:Path)->bool:
 
 # %% ../nbs/04_inference.ipynb #b1148c6e
 _META = 'brain_mri_seg.json'  # name of the meta in exported files (TorchScript extra file, ONNX metadata key)
-_ANSI = re.compile(r'\x1b\[[0-9;]*m')
 
 def _reason(e:BaseException, n:int=200)->str:
     "Short reason of another library's exception `e`: its type and first line (torch's weights-only unpickler: the error itself)"
-    s = _ANSI.sub('', str(e))
+    s = _ansi.sub('', str(e))
     if m := re.search(r'WeightsUnpickler error:\s*(.+?)(?:\.\s|\n\n|$)', s, re.S): s = m[1]
     s = re.sub(r'^\[ONNXRuntimeError\] : \d+ : (\w+) : (?:Load model from .* failed:\s*)?', r'\1: ', s.strip())
     line = next((l.strip() for l in s.splitlines() if l.strip()), '')

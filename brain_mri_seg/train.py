@@ -28,9 +28,8 @@ from fastai.torch_core import set_seed, rank_distrib, num_distrib, find_bs, to_d
 from fastcore.basics import noop
 from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
-import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, rle_encode, rle_decode, _oneline
+from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, _oneline
 from .datablock import get_dls, seed_epoch
 from .learner import seg_learner, save_model
 from .evaluate import overlap_counts, dice_iou
@@ -867,15 +866,16 @@ def validation_predictions(learn:Learner,  # Trained learner; `dls.valid_df` lis
                            meta:dict,       # `size`, `norm`, `threshold`, `tta`, `largest`, as `save_model` stores them
                           )->pd.DataFrame:  # Predictions table + `true_pixels`, `dice`, `iou` per slice
     "Predict every validation slice exactly as `predict` will (the recipe's TTA and post-processing) and score it"
-    from brain_mri_seg.inference import Predictor   # `04_inference` builds on this module
+    from brain_mri_seg.inference import Predictor, _pred_row   # `04_inference` builds on this module
     pr = Predictor(_unwrap(learn.model), meta, bs=learn.dls.valid.bs, device=learn.dls.device, precision=learn.precision,
                    backend='torch')
-    df = learn.dls.valid_df.reset_index(drop=True)
-    pred = pr.predict_table(df)
-    truth = [load_mask(r) for r in df.itertuples(index=False)]
-    counts = np.array([overlap_counts(rle_decode(rle, t.shape), t) for rle, t in zip(pred.rle_mask, truth)]).reshape(-1, 3)
-    dice, iou = dice_iou(*counts.T)
-    return pred.assign(true_pixels=counts[:, 2], dice=np.asarray(dice, float), iou=np.asarray(iou, float))
+    df = learn.dls.valid_df
+    rows, by_image = {}, {str(r.image): r for r in df.itertuples(index=False)}
+    for res in pr.iter_predictions(df):          # in (patient, slice) order, masks at each slice's size
+        inter, npred, ntrue = overlap_counts(res['mask'], load_mask(by_image[res['image']]))
+        dice, iou = dice_iou(inter, npred, ntrue)
+        rows[res['image']] = {**_pred_row(res), 'true_pixels': ntrue, 'dice': float(dice), 'iou': float(iou)}
+    return pd.DataFrame([rows[str(im)] for im in df.image])   # in `valid_df` order, as `_finish`'s grid expects
 
 # %% ../nbs/03_train.ipynb #a525e66d
 def _plot_curves(run:Path):
