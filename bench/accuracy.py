@@ -35,6 +35,7 @@ def main():
                     help="predict each fold's held-out patients again with `Predictor` instead of reading validation_predictions.parquet")
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
+    ap.add_argument('--precision', default='auto', help="with --repredict: 'auto' (the Predictor's default), 'fp32' or 'bf16'")
     a = ap.parse_args()
     truth = read_data(a.data)
     rows, slices, patients = [], [], []
@@ -43,7 +44,7 @@ def main():
         env = json.loads((d/'env.json').read_text())
         if a.repredict:
             from brain_mri_seg.inference import Predictor, holdout_table
-            pred = Predictor.load(d, tta=a.tta, backend='torch').predict_table(holdout_table(d, a.data), largest=a.largest)
+            pred = Predictor.load(d, tta=a.tta, backend='torch', precision=a.precision).predict_table(holdout_table(d, a.data), largest=a.largest)
         else: pred = pd.read_parquet(d/'validation_predictions.parquet')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the other folds' patients are not predicted here, by design

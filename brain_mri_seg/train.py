@@ -80,7 +80,7 @@ class DatasetConfig:
 class EnvironmentConfig:
     "`environment:` precision, workers, seed"
     mixed_precision_training:bool=True    # Train in bf16/fp16 where the hardware has it (see `training.precision`)
-    mixed_precision_inference:bool=False  # Predict in reduced precision (read by `04_inference`)
+    mixed_precision_inference:bool=False  # The seed's; not used: `Predictor(precision=)` / `predict --precision` choose (`auto` as training)
     number_of_workers:int=4               # DataLoader worker processes
     seed:int=42                           # -1 draws a seed, which is written to the run's `config.yaml`
 
@@ -396,7 +396,7 @@ PRESETS = {
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume',
                 'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1,
-                'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
+                'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW', 'training.learning_rate': 1e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
                 'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
                 'experiment_name': 'lgg-cpu'}}
 
