@@ -13,7 +13,6 @@ from pathlib import Path
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import numpy as np, torch
 from brain_mri_seg.train import load_config, build_learner, slice_table
-from brain_mri_seg.datablock import get_dls
 from brain_mri_seg.learner import load_model
 
 
@@ -43,17 +42,15 @@ def main():
     cfg = load_config(run/'config.yaml')
     fold = cfg.dataset.folds[0]
     df = slice_table(cfg, fold, a.data)
-    learn = build_learner(cfg, df, fold)
-    model, meta = load_model(run/'model.pth')
+    dls = build_learner(cfg, df, fold).dls   # the run's own loaders, and the same without augmentation:
+    plain = build_learner(cfg.update(augmentations_strategy='None', sequence_substitution=0.), df, fold).dls.train
+    model, _ = load_model(run/'model.pth')
     env = json.loads((run/'env.json').read_text()) if (run/'env.json').is_file() else {}
     dtype = torch.bfloat16 if env.get('precision', {}).get('chosen') == 'bf16' else None
-    c = cfg.image
-    plain = get_dls(df, fold, size=c.image_height, bs=cfg.training.batch_size, aug='none', norm=c.image_normalization.lower(),
-                    pos_frac=cfg.dataset.pos_frac or 0.5, seed=cfg.environment.seed).train
-    print(f"# Fit of {run} (fold {fold}, {c.image_height} px): hard Dice on tumour slices\n")
+    print(f"# Fit of {run} (fold {fold}, {cfg.image.image_height} px): hard Dice on tumour slices\n")
     print("| patients | augmentation | slices | Dice | large tumours | small tumours |\n|---|---|---|---|---|---|")
-    for name, aug, dl, n in (('training', 'none', plain, a.batches), ('training', cfg.augmentation.augmentations_strategy, learn.dls.train, a.batches),
-                             ('validation', 'none', learn.dls.valid, 2*a.batches)):
+    for name, aug, dl, n in (('training', 'none', plain, a.batches), ('training', cfg.augmentation.augmentations_strategy, dls.train, a.batches),
+                             ('validation', 'none', dls.valid, 2*a.batches)):
         r = tumour_dice(model, dl, n, dtype)
         big = r[:, 0] > a.small
         print(f"| {name} | {aug} | {len(r)} | {r[:, 1].mean():.3f} | {r[big, 1].mean():.3f} ({big.sum()}) | {r[~big, 1].mean():.3f} ({(~big).sum()}) |")
