@@ -26,7 +26,7 @@ def fold_probs(run:Path, data:str, tta:str):
     df = holdout_table(run, data)
     p = Predictor.load(run, tta=tta, backend='torch')
     rows, probs = [], []
-    for r, pr in p._iter_proba(df, tta): rows.append(r); probs.append(pr.astype(np.float16))
+    for r, pr in p.iter_proba(df, tta): rows.append(r); probs.append(pr.astype(np.float16))
     return pd.DataFrame(rows), probs
 
 

@@ -12,7 +12,7 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import torch
 from torch.profiler import profile, ProfilerActivity
 from torch.utils.flop_counter import FlopCounterMode
-from brain_mri_seg.learner import seg_model, BCEDiceLoss, pick_precision
+from brain_mri_seg.learner import seg_model, BCEDiceLoss, pick_precision, pick_channels_last
 from train_speed import matmul_ceiling   # bench/ is on sys.path when run as `python bench/train_profile.py`
 
 GROUPS = {'conv forward': ('aten::mkldnn_convolution', 'aten::_convolution', 'aten::convolution'),
@@ -27,9 +27,9 @@ GROUPS = {'conv forward': ('aten::mkldnn_convolution', 'aten::_convolution', 'at
 def setup(size, bs, device):
     prec = pick_precision('auto', device)
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)
-    cl = prec == 'bf16' and device.type == 'cpu'
     torch.manual_seed(0)
     m = seg_model('Unet', 'resnet34').to(device).train()
+    cl, _ = pick_channels_last(prec, device, m, (bs, 3, size, size))   # the layout `seg_learner` would train in
     if cl: m = m.to(memory_format=torch.channels_last)
     x = torch.rand(bs, 3, size, size, device=device)
     if cl: x = x.contiguous(memory_format=torch.channels_last)

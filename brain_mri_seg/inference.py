@@ -21,7 +21,7 @@ from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
 from .datablock import NORMS, aug_preset, norm_image, volume_stats
-from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _ansi
+from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _reason
 
 # %% auto #0
 __all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_predict', 'remove_small', 'keep_largest',
@@ -162,6 +162,24 @@ class _OrtRunner:
     def __call__(self, xb:torch.Tensor)->torch.Tensor:
         return torch.from_numpy(self.sess.run(None, {self.name: xb.float().cpu().numpy()})[0])
 
+# %% ../nbs/04_inference.ipynb #a25449ed
+class _Probs(nn.Module):
+    "The network followed by its sigmoid: what exported files compute"
+    def __init__(self, model:nn.Module): super().__init__(); self.model = model
+    def forward(self, x): return torch.sigmoid(self.model(x))
+
+def _example(size:int, n:int=2)->torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+def _onnx_bytes(model:nn.Module, size:int, opset:int=17)->bytes:
+    "ONNX serialization of `model` + sigmoid (fp32, CPU copy), batch axis dynamic"
+    buf, m = io.BytesIO(), _Probs(copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # the TorchScript-based exporter is deprecated; the dynamo one needs onnxscript
+        torch.onnx.export(m, (_example(size, 1),), buf, dynamo=False, opset_version=opset, input_names=['image'],
+                          output_names=['probability'], dynamic_axes={'image': {0: 'batch'}, 'probability': {0: 'batch'}})
+    return buf.getvalue()
+
 # %% ../nbs/04_inference.ipynb #e9d6a762
 def _check_meta(meta:dict, src='Predictor')->dict:
     "`meta` with `size`, `norm` and `threshold` checked"
@@ -259,15 +277,6 @@ def _is_torchscript(path:Path)->bool:
 # %% ../nbs/04_inference.ipynb #b1148c6e
 _META = 'brain_mri_seg.json'  # name of the meta in exported files (TorchScript extra file, ONNX metadata key)
 
-def _reason(e:BaseException, n:int=200)->str:
-    "Short reason of another library's exception `e`: its type and first line (torch's weights-only unpickler: the error itself)"
-    s = _ansi.sub('', str(e))
-    if m := re.search(r'WeightsUnpickler error:\s*(.+?)(?:\.\s|\n\n|$)', s, re.S): s = m[1]
-    s = re.sub(r'^\[ONNXRuntimeError\] : \d+ : (\w+) : (?:Load model from .* failed:\s*)?', r'\1: ', s.strip())
-    line = next((l.strip() for l in s.splitlines() if l.strip()), '')
-    line = line if len(line) <= n else line[:n-3] + '...'
-    return f"{type(e).__name__}: {line}" if line else type(e).__name__
-
 def _meta_json(s:str, path)->dict:
     try: return json.loads(s)
     except ValueError as e: raise DataError(f"{path}: {_META} is not valid JSON ({e}); write the file with export_torchscript/export_onnx") from None
@@ -294,14 +303,6 @@ def _load_onnx(path:Path, device):
     except Exception as e:
         raise DataError(f"{path}: not a valid ONNX model ({_reason(e)}); expected a file written by `brain-mri-seg export`") from e
 
-def _load_pth(path:Path)->tuple:
-    "`load_model(path)`, with a one-line reason when `torch.load` cannot read the file at all"
-    try: return load_model(path)
-    except WeightsError as e:
-        if 'torch.load failed' not in str(e) or e.__cause__ is None: raise
-        raise WeightsError(f"{path}: not a brain_mri_seg model file (torch.load failed: {_reason(e.__cause__)}); "
-                           "expected model.pth from `brain-mri-seg train`") from e.__cause__
-
 # %% ../nbs/04_inference.ipynb #d149f421
 @patch(cls_method=True)
 @delegates(Predictor.__init__)
@@ -317,7 +318,7 @@ def load(cls:Predictor,
     if _is_torchscript(path):
         m, meta = _load_torchscript(path)
         return cls(m, _check_meta(meta, str(path)), **kwargs)
-    model, meta = _load_pth(path)
+    model, meta = load_model(path)
     return cls(model, _check_meta(meta, str(path)), **kwargs)
 
 # %% ../nbs/04_inference.ipynb #f06e59c6
@@ -553,10 +554,23 @@ def predict_volume(self:Predictor,
     if (n := df.patient.nunique()) != 1:
         raise DataError(f"{folder}: holds {n} patients; predict_volume takes one patient (use predict_table for more)")
     if proba:
-        rp = list(self._iter_proba(df, tta))
+        rp = list(self.iter_proba(df, tta))
         return _stack([p for _, p in rp], [dict(patient=df.patient.iloc[0])])
     res = list(self.iter_predictions(df, tta, threshold, min_size, dims, largest))
     return _stack([r['mask'] for r in res], res)
+
+# %% ../nbs/04_inference.ipynb #ee8f8dfa
+@patch
+def iter_proba(self:Predictor,
+    data,                  # Anything `slice_table` reads
+    tta:str=None,          # One of `TTA_MODES`; None: the predictor's
+    images=None,           # Image folder of an H2O parquet
+    progress:bool=False,   # Show a progress bar
+):                         # Generator of `(row, p)`: row with `image`, `patient`, `slice`; p float32 (H,W) at the slice's size
+    "Probability map of every slice of `data`, in slice-table order, before any threshold or post-processing"
+    tta = ifnone(tta, self.tta)
+    tta_flips(tta)
+    return self._iter_proba(slice_table(data, images), tta, progress)
 
 # %% ../nbs/04_inference.ipynb #0844ac7e
 _SCHEMA = pa.schema([('image', pa.string()), ('patient', pa.string()), ('slice', pa.int64()), ('rle_mask', pa.string()),
@@ -619,11 +633,6 @@ def holdout_table(
     return df[df.fold == fold].reset_index(drop=True)
 
 # %% ../nbs/04_inference.ipynb #b894f501
-class _Probs(nn.Module):
-    "The network followed by its sigmoid: what exported files compute"
-    def __init__(self, model:nn.Module): super().__init__(); self.model = model
-    def forward(self, x): return torch.sigmoid(self.model(x))
-
 def _model_meta(model_or_run, meta:dict=None)->tuple:
     "(fp32 CPU copy of the network, meta) of a run folder, model file, `Predictor` or module"
     if isinstance(model_or_run, Predictor):
@@ -639,9 +648,6 @@ def _model_meta(model_or_run, meta:dict=None)->tuple:
     return m, {**meta, 'output': 'probability'}
 
 # %% ../nbs/04_inference.ipynb #f3bf175f
-def _example(size:int, n:int=2)->torch.Tensor:
-    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
-
 def _check_export(model:nn.Module, fn, size:int, atol:float, path):
     "Raise unless exported `fn` matches `model`'s probabilities on a random batch of 3"
     x = _example(size, 3)
@@ -666,16 +672,6 @@ def export_torchscript(
     m, _ = _load_torchscript(Path(path))
     _check_export(model, lambda x: m(x), meta['size'], atol, path)
     return Path(path)
-
-# %% ../nbs/04_inference.ipynb #d4bb037d
-def _onnx_bytes(model:nn.Module, size:int, opset:int=17)->bytes:
-    "ONNX serialization of `model` + sigmoid (fp32, CPU copy), batch axis dynamic"
-    buf, m = io.BytesIO(), _Probs(copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # the TorchScript-based exporter is deprecated; the dynamo one needs onnxscript
-        torch.onnx.export(m, (_example(size, 1),), buf, dynamo=False, opset_version=opset, input_names=['image'],
-                          output_names=['probability'], dynamic_axes={'image': {0: 'batch'}, 'probability': {0: 'batch'}})
-    return buf.getvalue()
 
 # %% ../nbs/04_inference.ipynb #08d58667
 def export_onnx(

@@ -31,7 +31,7 @@ from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
 from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, _oneline
 from .datablock import get_dls, seed_epoch
-from .learner import seg_learner, save_model
+from .learner import seg_learner, save_model, get_loss
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid
 
@@ -118,6 +118,7 @@ class TrainingConfig:
     grad_accumulation:int=1       # Batches per optimizer step
     gradient_clip:float=0.        # Max gradient norm; 0 disables clipping
     loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice
+    batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice term) (ours)
     optimizer:str='AdamW'         # AdamW (PyTorch's, as the seed)
     save_best_checkpoint:bool=False  # Keep the epoch with the best `prediction.metric` instead of the last
     schedule:str='Cosine'         # Cosine (to 0), Linear (to 0), Constant, or OneCycle (fastai's; ours)
@@ -254,6 +255,7 @@ def _check_config(c:Config, where:str)->Config:
     tta = c.prediction.test_time_augmentations
     need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {' and '.join(_TTA_NAMES)}", tta)
     need(c.prediction.keep_largest >= 0, 'prediction.keep_largest', '>= 0 (0 keeps every component)', c.prediction.keep_largest)
+    need(not t.batch_dice or 'Dice' in t.loss_function, 'training.batch_dice', f'false with training.loss_function {t.loss_function} (it has no Dice term)', t.batch_dice)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
     a = c.architecture
     need(a.encoder_depth is None or 3 <= a.encoder_depth <= 5, 'architecture.encoder_depth', 'None or 3..5', a.encoder_depth)
@@ -396,7 +398,7 @@ PRESETS = {
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume',
                 'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1,
-                'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
+                'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
                 'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
                 'experiment_name': 'lgg-cpu'}}
 
@@ -660,6 +662,7 @@ def _model_kwargs(cfg:Config)->dict:
 def build_learner(cfg:Config,       # Recipe
                   df:pd.DataFrame,  # Slice table with folds (`slice_table`)
                   fold:int,         # Validation fold
+                  channels_last:bool|None=None,  # Memory layout; None: chosen for the hardware (`pick_channels_last`)
                  )->Learner:
     "The `DataLoaders` and `Learner` that `cfg` describes, validating on `fold`"
     c, t = cfg, cfg.training
@@ -667,10 +670,12 @@ def build_learner(cfg:Config,       # Recipe
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
                   p_seq=c.augmentation.sequence_substitution)
-    learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=t.loss_function,
+    loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **(dict(batch=True) if t.batch_dice else {}))
+    learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=loss,
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
                         weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation,
-                        thresh=c.prediction.probability_threshold, model_kwargs=_model_kwargs(c))
+                        thresh=c.prediction.probability_threshold, model_kwargs=_model_kwargs(c),
+                        channels_last=channels_last)
     if t.differential_learning_rate_layers:
         learn.splitter = _splitter(t.differential_learning_rate_layers)
         learn.lr = np.array([t.learning_rate, t.differential_learning_rate])
@@ -818,11 +823,15 @@ def _train(cfg, data, out, fold, resume, cbs)->Path:
     if ck and env.get('data', {}).get('sha256') not in (None, h):
         raise DataError(f"{run}: the data's slice table (sha256 {h[:12]}) differs from the one the run started on ({env['data']['sha256'][:12]})")
     if ck: env.setdefault('resumed', []).append(dict(at=datetime.now().isoformat(timespec='seconds'), from_epoch=ck['epoch']))
+    cl = env.get('precision', {}).get('channels_last') if ck else None   # a resumed run keeps its memory layout
     set_seed(cfg.environment.seed)
-    learn = build_learner(cfg, df, fold)
+    learn = build_learner(cfg, df, fold, channels_last=cl)
+    if cl is None and (cl0 := _bcast(learn.channels_last)) != learn.channels_last:   # every process trains in process 0's layout
+        set_seed(cfg.environment.seed); learn = build_learner(cfg, df, fold, channels_last=cl0)
     if rank0 and not ck:
         make_dir(run); cfg.to_yaml(run/'config.yaml')
-        env = dict(fold=fold, seed=cfg.environment.seed, precision=dict(requested=_precision(cfg), chosen=learn.precision),
+        env = dict(fold=fold, seed=cfg.environment.seed, precision=dict(requested=_precision(cfg), chosen=learn.precision,
+                   channels_last=learn.channels_last, layout_seconds=learn.layout_seconds),
                    weights=learn.weights_source, data=dict(path=cfg.dataset.train_dataframe, sha256=h, slices=len(df),
                    train_slices=len(learn.dls.train_df), valid_slices=len(learn.dls.valid_df)),
                    started=datetime.now().isoformat(timespec='seconds'), status='training', **env_info())
