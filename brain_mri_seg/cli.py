@@ -72,7 +72,7 @@ def train_cli(
 # %% ../nbs/07_cli.ipynb #06e7241b
 @call_parse
 def predict_cli(
-    model:str,             # Run folder, model.pth, TorchScript .pt or ONNX .onnx
+    model:str,             # Run folder, model.pth, TorchScript .pt, ONNX .onnx, or a folder of fold_K runs (their ensemble)
     data:str,              # Kaggle-layout folder, patient folder, folder of slices, or H2O parquet
     out:str,               # Output folder: gets predictions.parquet (and masks/)
     tta:str=None,          # Test-time augmentation: none, hflip, vflip or both (default: the model's recipe)

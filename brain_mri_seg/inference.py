@@ -228,6 +228,7 @@ class Predictor:
         if self.bs < 1: raise ValueError(f"bs={bs!r}: expected at least 1")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.tfm = aug_preset('none', self.size)
+        self.members = None      # the model files of an ensemble (`Predictor.ensemble`)
         self._setup(model, backend, precision, channels_last)
 
 # %% ../nbs/04_inference.ipynb #bea9570d
@@ -254,8 +255,8 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
 # %% ../nbs/04_inference.ipynb #43d8357b
 @patch
 def __repr__(self:Predictor)->str:
-    m = self.meta
-    return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, size={self.size}, norm={self.norm!r}, "
+    m, n = self.meta, f"models={len(self.members)}, " if self.members else ''
+    return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, {n}size={self.size}, norm={self.norm!r}, "
             f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, backend={self.backend!r}, precision={self.precision!r}, "
             f"channels_last={self.channels_last}, device={self.device.type!r}, bs={self.bs})")
 
@@ -268,6 +269,15 @@ def _model_file(path:Path)->Path:
         return f
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such model file or run folder")
     return path
+
+def _fold_models(path:Path)->list:
+    "`fold_K/model.pth` of a cross-validation folder (`train --folds all`), in fold order; [] for any other path"
+    if not path.is_dir() or (path/'model.pth').exists(): return []
+    folds = sorted((d for d in path.glob('fold_*') if d.is_dir() and d.name[5:].isdigit()), key=lambda d: int(d.name[5:]))
+    if missing := [d.name for d in folds if not (d/'model.pth').is_file()]:
+        raise FileNotFoundError(f"{path}: no model.pth in {', '.join(missing)} (unfinished runs? `brain-mri-seg train --resume`); "
+                                "pass the finished runs to `Predictor.ensemble` to use only those")
+    return [d/'model.pth' for d in folds]
 
 def _is_torchscript(path:Path)->bool:
     "A TorchScript archive (`code/` and `constants.pkl` inside), not a `torch.save` file"
@@ -307,10 +317,11 @@ def _load_onnx(path:Path, device):
 @patch(cls_method=True)
 @delegates(Predictor.__init__)
 def load(cls:Predictor,
-    path:str|Path,  # Run folder, `model.pth`, TorchScript `.pt` or `.onnx`
+    path:str|Path,  # Run folder, `model.pth`, TorchScript `.pt`, `.onnx`, or a folder of `fold_K` runs (their ensemble)
     **kwargs,       # Passed to `Predictor` (bs, tta, threshold, device, precision, ...)
 )->Predictor:
     "Load a model file or run folder once, ready to predict"
+    if folds := _fold_models(Path(path)): return cls.ensemble(folds, **kwargs)
     path = _model_file(Path(path))
     if path.suffix.lower() == '.onnx':
         sess = _load_onnx(path, torch.device(kwargs.get('device') or ('cuda' if torch.cuda.is_available() else 'cpu')))
@@ -373,6 +384,34 @@ def predict_slice(self:Predictor,
     "Mask (or probability map) of one slice, at its own size"
     p = self.predict_proba([img], tta)[0]
     return p if proba else (p > _check_threshold(ifnone(threshold, self.threshold))).astype(np.uint8)
+
+# %% ../nbs/04_inference.ipynb #284d21bb
+class _MeanRunner:
+    "Mean probability map (B,1,H,W) of several runners: the runner of an ensemble"
+    def __init__(self, runners:list): self.runners = runners
+    def __call__(self, xb:torch.Tensor)->torch.Tensor: return torch.stack([r(xb) for r in self.runners]).mean(0)
+
+_SHARED = ('size', 'norm', 'threshold', 'tta', 'largest')   # what the models of an ensemble must agree on
+
+# %% ../nbs/04_inference.ipynb #be832213
+@patch(cls_method=True)
+@delegates(Predictor.__init__)
+def ensemble(cls:Predictor,
+    paths:list,  # Run folders or model files (anything `load` reads) of models trained at one size and normalization
+    **kwargs,    # Passed to each model's `Predictor` (bs, tta, threshold, device, precision, ...)
+)->Predictor:
+    "One predictor that averages the probability maps of the models in `paths`, then thresholds and post-processes once"
+    paths = [Path(p) for p in paths]
+    if not paths: raise ValueError("an ensemble needs at least one model; got an empty list of paths")
+    ps = [cls.load(p, **kwargs) for p in paths]
+    for p, path in zip(ps[1:], paths[1:]):
+        if bad := [k for k in _SHARED if getattr(p, k) != getattr(ps[0], k)]:
+            k = bad[0]
+            raise DataError(f"{path}: {k}={getattr(p, k)!r}, but {paths[0]} has {k}={getattr(ps[0], k)!r}; "
+                            f"the models of an ensemble must agree on {', '.join(_SHARED)}")
+    ens = ps[0]      # its settings, with a runner that averages every model's
+    ens.runner, ens.members = _MeanRunner([p.runner for p in ps]), [str(p) for p in paths]
+    return ens
 
 # %% ../nbs/04_inference.ipynb #e2438b2f
 IMAGE_EXTS = ('.tif', '.tiff', '.png', '.jpg', '.jpeg', '.bmp')
@@ -620,6 +659,9 @@ def holdout_table(
     "Every slice of the patients in the validation fold of training run `run`"
     from brain_mri_seg.train import load_config, slice_table
     run = Path(run)
+    if not (run/'config.yaml').is_file() and any(d.is_dir() for d in run.glob('fold_*')):
+        raise DataError(f"{run}: a folder of fold runs, whose ensemble saw every patient in training; "
+                        f"--holdout takes one fold's run folder ({run}/fold_K)")
     if not (run/'config.yaml').is_file():
         raise DataError(f"{run}: no config.yaml; --holdout needs the run folder written by `brain-mri-seg train`")
     with warnings.catch_warnings():
@@ -638,6 +680,8 @@ def _model_meta(model_or_run, meta:dict=None)->tuple:
     if isinstance(model_or_run, Predictor):
         if model_or_run.backend != 'torch' or not isinstance(model_or_run.model, nn.Module) or isinstance(model_or_run.model, torch.jit.ScriptModule):
             raise TypeError("export needs a Predictor of a PyTorch model (model.pth), not of an exported file")
+        if model_or_run.members: raise TypeError(f"export takes one model; this Predictor is an ensemble of "
+                                                 f"{len(model_or_run.members)} (export each of {', '.join(model_or_run.members)})")
         model, meta = model_or_run.model, model_or_run.meta
     elif isinstance(model_or_run, nn.Module):
         if meta is None: raise ValueError("exporting a bare module needs meta= (size, norm, threshold, ...)")
