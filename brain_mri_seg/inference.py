@@ -270,10 +270,14 @@ def _model_file(path:Path)->Path:
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such model file or run folder")
     return path
 
+def _fold_dirs(path:Path)->list:
+    "The `fold_K` folders in `path` (`train --folds all`), in fold order"
+    return sorted((d for d in path.glob('fold_*') if d.is_dir() and d.name[5:].isdigit()), key=lambda d: int(d.name[5:]))
+
 def _fold_models(path:Path)->list:
-    "`fold_K/model.pth` of a cross-validation folder (`train --folds all`), in fold order; [] for any other path"
+    "`fold_K/model.pth` of a cross-validation folder, in fold order; [] for any other path"
     if not path.is_dir() or (path/'model.pth').exists(): return []
-    folds = sorted((d for d in path.glob('fold_*') if d.is_dir() and d.name[5:].isdigit()), key=lambda d: int(d.name[5:]))
+    folds = _fold_dirs(path)
     if missing := [d.name for d in folds if not (d/'model.pth').is_file()]:
         raise FileNotFoundError(f"{path}: no model.pth in {', '.join(missing)} (unfinished runs? `brain-mri-seg train --resume`); "
                                 "pass the finished runs to `Predictor.ensemble` to use only those")
@@ -405,8 +409,7 @@ def ensemble(cls:Predictor,
     if not paths: raise ValueError("an ensemble needs at least one model; got an empty list of paths")
     ps = [cls.load(p, **kwargs) for p in paths]
     for p, path in zip(ps[1:], paths[1:]):
-        if bad := [k for k in _SHARED if getattr(p, k) != getattr(ps[0], k)]:
-            k = bad[0]
+        if k := next((k for k in _SHARED if getattr(p, k) != getattr(ps[0], k)), None):
             raise DataError(f"{path}: {k}={getattr(p, k)!r}, but {paths[0]} has {k}={getattr(ps[0], k)!r}; "
                             f"the models of an ensemble must agree on {', '.join(_SHARED)}")
     ens = ps[0]      # its settings, with a runner that averages every model's
@@ -659,10 +662,9 @@ def holdout_table(
     "Every slice of the patients in the validation fold of training run `run`"
     from brain_mri_seg.train import load_config, slice_table
     run = Path(run)
-    if not (run/'config.yaml').is_file() and any(d.is_dir() for d in run.glob('fold_*')):
-        raise DataError(f"{run}: a folder of fold runs, whose ensemble saw every patient in training; "
-                        f"--holdout takes one fold's run folder ({run}/fold_K)")
     if not (run/'config.yaml').is_file():
+        if _fold_dirs(run): raise DataError(f"{run}: a folder of fold runs, whose ensemble saw every patient in training; "
+                                            f"--holdout takes one fold's run folder ({run}/fold_K)")
         raise DataError(f"{run}: no config.yaml; --holdout needs the run folder written by `brain-mri-seg train`")
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
