@@ -6,8 +6,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['AUG_PRESETS', 'NORMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'aug_preset', 'aug_from_json', 'volume_stats',
-           'patient_stats', 'norm_image', 'substitute_seq', 'SliceDataset', 'SegDataLoader', 'seed_epoch',
-           'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
+           'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'read_context', 'SliceDataset',
+           'SegDataLoader', 'seed_epoch', 'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
 
 # %% ../nbs/01_datablock.ipynb #96f24420
 import os
@@ -134,14 +134,15 @@ NORMS = ('simple', 'imagenet', 'volume')  # normalizations accepted by `norm_ima
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
 
 def volume_stats(
-    imgs,  # Iterable of (H,W,3) uint8 slices of one volume (or a single slice)
-)->np.ndarray:  # float32 array (2,3): 1st and 99th percentile of each channel
+    imgs,  # Iterable of (H,W,C) uint8 slices of one volume (or a single slice)
+)->np.ndarray:  # float32 array (2,C): 1st and 99th percentile of each channel
     "Per-channel 1st and 99th intensity percentile of the slices `imgs`"
     if isinstance(imgs, np.ndarray) and imgs.ndim == 3: imgs = [imgs]
-    hist = np.zeros((3, 256), np.int64)
+    hist = None
     for im in imgs:
-        for c in range(3): hist[c] += np.bincount(im[..., c].ravel(), minlength=256)
-    if hist.sum() == 0: raise ValueError("volume_stats needs at least one slice")
+        if hist is None: hist = np.zeros((im.shape[2], 256), np.int64)
+        for c in range(len(hist)): hist[c] += np.bincount(im[..., c].ravel(), minlength=256)
+    if hist is None or hist.sum() == 0: raise ValueError("volume_stats needs at least one slice")
     cdf = hist.cumsum(1) / hist.sum(1, keepdims=True)
     lo, hi = (cdf < 0.01).sum(1), (cdf < 0.99).sum(1)
     return np.stack([lo, np.maximum(hi, lo+1)]).astype(np.float32)
@@ -154,20 +155,26 @@ def patient_stats(
     return {p: volume_stats(read_image(f) for f in g['image']) for p, g in df.groupby('patient', sort=False)}
 
 # %% ../nbs/01_datablock.ipynb #1a11e3b8
+def _widen(v:np.ndarray, c:int)->np.ndarray:
+    "Per-channel values `v` (..., 3) extended to `c` channels with FLAIR's (channel 1): the context channels are FLAIR"
+    v = np.asarray(v, np.float32)
+    return v if v.shape[-1] >= c else np.concatenate([v, np.repeat(v[..., 1:2], c - v.shape[-1], -1)], -1)
+
 def norm_image(
-    img:np.ndarray,  # (H,W,3) uint8 slice, already augmented and resized
+    img:np.ndarray,  # (H,W,C) uint8 slice, already augmented and resized (C = 3, plus any context channels)
     norm:str='simple',  # 'simple' (x/255), 'imagenet' (mean/std) or 'volume' (percentile scaling)
     stats:np.ndarray|None=None,  # `volume_stats` of the slice's volume for 'volume'; None: the slice's own
-)->torch.Tensor:  # float32 (3,H,W)
-    "Float tensor (3,H,W) of `img` normalized with `norm`"
+)->torch.Tensor:  # float32 (C,H,W)
+    "Float tensor (C,H,W) of `img` normalized with `norm`; channels past the third are scaled as FLAIR"
     if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
     x = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
+    c = len(x)
     if norm == 'volume':
-        lo, hi = volume_stats(img) if stats is None else np.asarray(stats, np.float32)
+        lo, hi = _widen(volume_stats(img) if stats is None else stats, c)
         x -= lo[:, None, None]; x /= (hi - lo)[:, None, None]
     else:
         x /= 255
-        if norm == 'imagenet': x -= IMAGENET_MEAN[:, None, None]; x /= IMAGENET_STD[:, None, None]
+        if norm == 'imagenet': x -= _widen(IMAGENET_MEAN, c)[:, None, None]; x /= _widen(IMAGENET_STD, c)[:, None, None]
     return torch.from_numpy(x)
 
 # %% ../nbs/01_datablock.ipynb #33f8189c
@@ -188,6 +195,37 @@ def substitute_seq(
     "Replace each non-FLAIR channel of `img` by FLAIR with probability `p`"
     return _substitute(img, p, rng)[0]
 
+# %% ../nbs/01_datablock.ipynb #7c59a230
+def context_images(
+    df:pd.DataFrame,  # Slice table with `patient`, `slice` and `image` (any order; every slice of each volume)
+    k:int,            # Neighbours on each side
+)->dict:              # image -> list of 2k neighbour images: slices z-k..z-1, then z+1..z+k
+    "The image files of each slice's `k` neighbours on each side in its patient's slice order, the edge slice repeated past the ends"
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"context={k!r}: expected a number of neighbouring slices on each side (0: none)")
+    if miss := [c for c in ('patient', 'slice', 'image') if c not in df]:
+        raise DataError(f"slice table lacks column(s) {miss}; neighbouring slices are found by patient and slice number")
+    out, steps = {}, [*range(-k, 0), *range(1, k + 1)]
+    for _, g in df.groupby('patient', sort=False):
+        ims = g['image'].astype(str).to_numpy()[np.argsort(g['slice'].to_numpy(), kind='stable')]
+        for i, im in enumerate(ims): out[im] = [ims[min(max(i + d, 0), len(ims) - 1)] for d in steps]
+    return out
+
+# %% ../nbs/01_datablock.ipynb #6bab5aee
+def read_context(
+    image:str|Path,   # The slice's image file
+    neighbours:list,  # Its neighbours' image files (a value of `context_images`)
+)->np.ndarray:        # (H,W,3+len(neighbours)) uint8
+    "`read_image(image)` with the FLAIR channel (1) of each neighbour appended"
+    img, fl = read_image(image), []
+    for f in neighbours:
+        n = img if str(f) == str(image) else read_image(f)
+        if n.shape != img.shape:
+            raise DataError(f"{f}: neighbouring slice of {image} is {n.shape[1]}x{n.shape[0]}, the slice {img.shape[1]}x{img.shape[0]}; "
+                            "context slices need one size per volume")
+        fl.append(n[..., 1])
+    return np.dstack([img, *fl]) if fl else img
+
 # %% ../nbs/01_datablock.ipynb #1513d0de
 def _labelled(df):
     "Boolean Series: rows with a mask file, or any row of a table with an `rle_mask` column (as `load_mask` reads them)"
@@ -204,9 +242,10 @@ class SliceDataset(torch.utils.data.Dataset):
         norm:str='simple',  # One of `NORMS`
         stats:dict|None=None,  # patient -> `volume_stats`, for norm='volume'
         p_seq:float=0.,   # Sequence-substitution probability (needs seeded indices)
+        context:dict|None=None,  # image -> neighbour images (`context_images`), appended as FLAIR channels; None: the slice alone
     ):
         if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
-        self.df, self.tfm, self.norm, self.p_seq = df.reset_index(drop=True), tfm, norm, p_seq
+        self.df, self.tfm, self.norm, self.p_seq, self.context = df.reset_index(drop=True), tfm, norm, p_seq, context
         self.images = self.df['image'].astype(str).tolist()
         self.masks = [str(o) if isinstance(o, (str, Path)) and str(o) else None
                       for o in (self.df['mask'] if 'mask' in self.df else [None]*len(self.df))]
@@ -220,8 +259,9 @@ class SliceDataset(torch.utils.data.Dataset):
 # %% ../nbs/01_datablock.ipynb #bd4cbedf
 @patch
 def load(self:SliceDataset, i:int):
-    "Image (H,W,3) uint8 and mask (H,W) uint8 0/1 of row `i`"
-    img = read_image(self.images[i])
+    "Image (H,W,C) uint8 (C = 3 plus the context channels) and mask (H,W) uint8 0/1 of row `i`"
+    f = self.images[i]
+    img = read_image(f) if self.context is None else read_context(f, self.context[f])
     msk = read_mask(self.masks[i]) if self.masks[i] else load_mask(self.df.iloc[i], shape=img.shape[:2])
     return img, msk
 
@@ -372,6 +412,7 @@ def get_dls(
     num_workers:int=0, # Worker processes per loader
     pos_frac:float|None=None,  # Fraction of each training batch drawn from tumour slices; None: plain shuffle
     p_seq:float=0.,    # Probability of replacing each non-FLAIR channel by FLAIR (training only)
+    context:int=0,     # Neighbouring slices on each side whose FLAIR is appended as channels (2.5-D input; 0: none)
     drop_last:bool=True,  # Drop the last incomplete training batch (the seed's `drop_last_batch`)
     val_bs:int|None=None, # Validation batch size; None: `bs`
     device=None,       # Device of the batches; None: fastai's `default_device()`
@@ -380,14 +421,15 @@ def get_dls(
     if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
     df = _check_table(df, valid_fold, positive_only or pos_frac is not None)
     stats = patient_stats(df) if norm == 'volume' else None  # whole volumes, before positive_only
+    ctx = context_images(df, context) if context else None
     if positive_only: df = df[df['abnormal_pixels'] > 0]
     if seed is None: seed = int(torch.randint(0, 2**31, ()).item())
     trn, val = df[df['fold'] != valid_fold], df[df['fold'] == valid_fold]
     if len(trn) < bs or len(val) == 0:
         raise DataError(f"valid_fold={valid_fold} leaves {len(trn)} training and {len(val)} validation slices; "
                         f"need at least bs={bs} and 1")
-    tds = SliceDataset(trn, _train_tfm(aug, size), norm, stats, p_seq)
-    vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats)
+    tds = SliceDataset(trn, _train_tfm(aug, size), norm, stats, p_seq, ctx)
+    vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats, context=ctx)
     tdl = SegDataLoader(tds, seed=seed, pos_frac=pos_frac, bs=bs, shuffle=True, drop_last=drop_last, num_workers=num_workers)
     vdl = SegDataLoader(vds, seed=seed, bs=val_bs or bs, shuffle=False, drop_last=False, num_workers=num_workers)
     return SegDataLoaders(tdl, vdl, device=default_device() if device is None else device)

@@ -20,7 +20,7 @@ from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
-from .datablock import NORMS, aug_preset, norm_image, volume_stats
+from .datablock import NORMS, aug_preset, norm_image, volume_stats, context_images, read_context
 from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _reason
 
 # %% auto #0
@@ -168,15 +168,15 @@ class _Probs(nn.Module):
     def __init__(self, model:nn.Module): super().__init__(); self.model = model
     def forward(self, x): return torch.sigmoid(self.model(x))
 
-def _example(size:int, n:int=2)->torch.Tensor:
-    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+def _example(size:int, n:int=2, c:int=3)->torch.Tensor:
+    return torch.rand(n, c, size, size, generator=torch.Generator().manual_seed(0))
 
-def _onnx_bytes(model:nn.Module, size:int, opset:int=17)->bytes:
+def _onnx_bytes(model:nn.Module, size:int, opset:int=17, c:int=3)->bytes:
     "ONNX serialization of `model` + sigmoid (fp32, CPU copy), batch axis dynamic"
     buf, m = io.BytesIO(), _Probs(copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')   # the TorchScript-based exporter is deprecated; the dynamo one needs onnxscript
-        torch.onnx.export(m, (_example(size, 1),), buf, dynamo=False, opset_version=opset, input_names=['image'],
+        torch.onnx.export(m, (_example(size, 1, c),), buf, dynamo=False, opset_version=opset, input_names=['image'],
                           output_names=['probability'], dynamic_axes={'image': {0: 'batch'}, 'probability': {0: 'batch'}})
     return buf.getvalue()
 
@@ -189,7 +189,11 @@ def _check_meta(meta:dict, src='Predictor')->dict:
     if (size := _as_int(meta['size'])) is None or size < 1:
         raise DataError(f"{src}: meta field `size` must be {'a positive' if size is not None else 'an'} integer (pixels); got {meta['size']!r}")
     if meta['norm'] not in NORMS: raise DataError(f"{src}: norm={meta['norm']!r}; expected one of {', '.join(NORMS)}")
-    if meta.get('in_channels', 3) != 3: raise DataError(f"{src}: model takes {meta['in_channels']} channels; Predictor feeds RGB slices (3)")
+    if (ctx := _as_int(meta.get('context', 0))) is None or ctx < 0:
+        raise DataError(f"{src}: meta field `context` must be a number of neighbouring slices on each side (0: none); got {meta['context']!r}")
+    if (ch := meta.get('in_channels', 3 + 2*ctx)) != 3 + 2*ctx:
+        raise DataError(f"{src}: model takes {ch} channels; Predictor feeds {3 + 2*ctx} (RGB slices, 3, plus the FLAIR of "
+                        f"2 x context={ctx} neighbouring slices)")
     t = meta.get('threshold')
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t <= 1):
         raise DataError(f"{src}: meta field `threshold` must be a probability between 0 and 1; got {t!r}")
@@ -197,7 +201,7 @@ def _check_meta(meta:dict, src='Predictor')->dict:
         raise DataError(f"{src}: meta field `tta` must be one of {', '.join(TTA_MODES)}; got {meta['tta']!r}")
     if (k := meta.get('largest')) is not None and ((k := _as_int(k)) is None or k < 0):
         raise DataError(f"{src}: meta field `largest` must be None or a count of components (0: keep all); got {meta['largest']!r}")
-    return {**meta, 'size': size, 'largest': k}
+    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch}
 
 def _check_threshold(t)->float:
     try: ok = 0 <= float(t) <= 1
@@ -220,7 +224,7 @@ class Predictor:
         backend:str='auto',      # 'auto', 'torch' or 'onnx' (see `pick_backend`)
     ):
         self.meta = _check_meta(meta)
-        self.size, self.norm = self.meta['size'], self.meta['norm']
+        self.size, self.norm, self.context = self.meta['size'], self.meta['norm'], self.meta['context']
         self.threshold = _check_threshold(threshold if threshold is not None else self.meta.get('threshold', 0.5))
         self.tta, self.bs = ifnone(tta, self.meta.get('tta', 'none')), int(bs)
         tta_flips(self.tta)
@@ -244,7 +248,7 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
     self.backend = pick_backend(backend, self.device, precision)
     if self.backend == 'onnx':
         self.precision, self.channels_last = 'fp32', False
-        self.model = _ort_session(_onnx_bytes(model, self.size), self.device)
+        self.model = _ort_session(_onnx_bytes(model, self.size, c=self.meta['in_channels']), self.device)
         return setattr(self, 'runner', _OrtRunner(self.model))
     self.precision = pick_precision(precision, self.device)
     self.channels_last = (self.precision == 'bf16' and self.device.type == 'cpu') if channels_last is None else channels_last
@@ -256,7 +260,8 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
 @patch
 def __repr__(self:Predictor)->str:
     m, n = self.meta, f"models={len(self.members)}, " if self.members else ''
-    return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, {n}size={self.size}, norm={self.norm!r}, "
+    k = f"context={self.context}, " if self.context else ''
+    return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, {n}size={self.size}, {k}norm={self.norm!r}, "
             f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, backend={self.backend!r}, precision={self.precision!r}, "
             f"channels_last={self.channels_last}, device={self.device.type!r}, bs={self.bs})")
 
@@ -356,6 +361,14 @@ def _as_image(img)->np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3: raise ValueError(f"image array has shape {img.shape}; expected (H,W,3) RGB or (H,W) gray")
     return img
 
+@patch
+def _input(self:Predictor, img)->np.ndarray:
+    "Model input (H,W,3+2k) uint8 of `img`: a `read_context` stack as is, else a slice that stands in for its own neighbours"
+    if self.context and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 + 2*self.context and img.dtype == np.uint8:
+        return img
+    img = _as_image(img)
+    return np.dstack([img] + [img[..., 1]]*(2*self.context)) if self.context else img
+
 def _resize_to(p:np.ndarray, hw:tuple)->np.ndarray:
     "Bilinear resize of probability map `p` to (H,W) `hw`"
     return p if p.shape == tuple(hw) else cv2.resize(p, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
@@ -363,12 +376,12 @@ def _resize_to(p:np.ndarray, hw:tuple)->np.ndarray:
 # %% ../nbs/04_inference.ipynb #23f38a69
 @patch
 def predict_proba(self:Predictor,
-    imgs:list,          # Slices: (H,W,3) uint8 RGB arrays (any size) or image paths
+    imgs:list,          # Slices: (H,W,3) uint8 RGB arrays (any size) or image paths; with `context`, also `read_context` stacks
     tta:str=None,       # One of `TTA_MODES`; None: the predictor's
     stats:list=None,    # For norm='volume': `volume_stats` of each slice's volume; None: each slice's own
 )->list:                # float32 (H,W) probability map per slice, at the slice's size
     "Probability maps of `imgs`, in batches of `bs`, resized back to each slice's size"
-    imgs, tta, out = [_as_image(o) for o in imgs], self.tta if tta is None else tta, []
+    imgs, tta, out = [self._input(o) for o in imgs], self.tta if tta is None else tta, []
     for i in range(0, len(imgs), self.bs):
         ims = imgs[i:i+self.bs]
         st = [None]*len(ims) if stats is None else stats[i:i+self.bs]
@@ -395,7 +408,7 @@ class _MeanRunner:
     def __init__(self, runners:list): self.runners = runners
     def __call__(self, xb:torch.Tensor)->torch.Tensor: return torch.stack([r(xb) for r in self.runners]).mean(0)
 
-_SHARED = ('size', 'norm', 'threshold', 'tta', 'largest')   # what the models of an ensemble must agree on
+_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest')   # what the models of an ensemble must agree on
 
 # %% ../nbs/04_inference.ipynb #be832213
 @patch(cls_method=True)
@@ -488,12 +501,13 @@ def slice_table(
 def _iter_proba(self:Predictor, df:pd.DataFrame, tta, progress:bool=False):
     "Yield `(row, probability map)` for the rows of slice table `df`, `bs` slices at a time"
     stats, rows = {}, df[['image', 'patient', 'slice']].itertuples(index=False)
+    ctx = context_images(df, self.context) if self.context else None   # neighbours from the whole input
     if progress and len(df): rows = progress_bar(rows, total=len(df))
     chunk = []
     for i, r in enumerate(rows, 1):
         chunk.append(r)
         if len(chunk) < self.bs and i < len(df): continue
-        ims = [read_image(c.image) for c in chunk]
+        ims = [read_image(c.image) if ctx is None else read_context(c.image, ctx[str(c.image)]) for c in chunk]
         st = [self._volume_stats(df, c.patient, stats) for c in chunk] if self.norm == 'volume' else None
         yield from zip(chunk, self.predict_proba(ims, tta, st))
         chunk = []
@@ -694,9 +708,9 @@ def _model_meta(model_or_run, meta:dict=None)->tuple:
     return m, {**meta, 'output': 'probability'}
 
 # %% ../nbs/04_inference.ipynb #f3bf175f
-def _check_export(model:nn.Module, fn, size:int, atol:float, path):
-    "Raise unless exported `fn` matches `model`'s probabilities on a random batch of 3"
-    x = _example(size, 3)
+def _check_export(model:nn.Module, fn, size:int, atol:float, path, c:int=3):
+    "Raise unless exported `fn` matches `model`'s probabilities on a random batch of 3 (`c` channels)"
+    x = _example(size, 3, c)
     with torch.inference_mode(): ref = torch.sigmoid(model(x))
     if (d := (fn(x) - ref).abs().max().item()) > atol:
         raise RuntimeError(f"{path}: exported model differs from PyTorch by {d:.2g} (> atol={atol}) on probabilities")
@@ -713,10 +727,10 @@ def export_torchscript(
     model, meta = _model_meta(model_or_run, meta)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')                   # torch.jit is deprecated in favour of torch.export
-        ts = torch.jit.trace(_Probs(model), _example(meta['size']), check_trace=False)
+        ts = torch.jit.trace(_Probs(model), _example(meta['size'], c=meta['in_channels']), check_trace=False)
         atomic_write(path, lambda t: torch.jit.save(ts, str(t), _extra_files={_META: json.dumps(meta, default=str)}))
     m, _ = _load_torchscript(Path(path))
-    _check_export(model, lambda x: m(x), meta['size'], atol, path)
+    _check_export(model, lambda x: m(x), meta['size'], atol, path, meta['in_channels'])
     return Path(path)
 
 # %% ../nbs/04_inference.ipynb #08d58667
@@ -730,10 +744,10 @@ def export_onnx(
     "Write an ONNX model (network + sigmoid, fp32, dynamic batch) with its meta, and check it in ONNX Runtime"
     import onnx
     model, meta = _model_meta(model_or_run, meta)
-    proto = onnx.load_from_string(_onnx_bytes(model, meta['size'], opset))
+    proto = onnx.load_from_string(_onnx_bytes(model, meta['size'], opset, meta['in_channels']))
     onnx.helper.set_model_props(proto, {_META: json.dumps(meta, default=str)})
     onnx.checker.check_model(proto)
     atomic_write_bytes(path, proto.SerializeToString())
     r = _OrtRunner(_ort_session(Path(path), torch.device('cpu')))
-    _check_export(model, r, meta['size'], atol, path)
+    _check_export(model, r, meta['size'], atol, path, meta['in_channels'])
     return Path(path)

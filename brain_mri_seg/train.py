@@ -91,6 +91,7 @@ class ImageConfig:
     image_height:int=256          # Input height in pixels
     image_width:int=256           # Input width in pixels; must equal `image_height`
     image_normalization:str='Simple'  # Simple (x/255), ImageNet, or Volume (per-patient statistics)
+    context_slices:int=0          # Neighbouring slices on each side whose FLAIR is added as channels (2.5-D input; 0: none) (ours)
 
 @dataclass
 class LoggingConfig:
@@ -247,6 +248,7 @@ def _check_config(c:Config, where:str)->Config:
     need(i.image_channels == 3, 'image.image_channels', '3 (the slices are RGB: pre-contrast, FLAIR, post-contrast)', i.image_channels)
     need(i.image_height == i.image_width, 'image.image_width', f'equal to image.image_height={i.image_height} (square inputs)', i.image_width)
     need(i.image_height >= 8, 'image.image_height', '>= 8 pixels', i.image_height)
+    need(0 <= i.context_slices <= 8, 'image.context_slices', '0..8 (neighbouring slices on each side)', i.context_slices)
     need(0 < c.prediction.probability_threshold < 1, 'prediction.probability_threshold', 'between 0 and 1', c.prediction.probability_threshold)
     need(0 < d.data_sample <= 1, 'dataset.data_sample', 'in (0, 1]', d.data_sample)
     need(d.n_folds >= 2, 'dataset.n_folds', '>= 2', d.n_folds)
@@ -669,13 +671,13 @@ def build_learner(cfg:Config,       # Recipe
     dls = get_dls(df, valid_fold=fold, size=c.image.image_height, bs=t.batch_size, aug=_aug(c),
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
-                  p_seq=c.augmentation.sequence_substitution)
+                  p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices)
     loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **(dict(batch=True) if t.batch_dice else {}))
     learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=loss,
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
                         weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation,
                         thresh=c.prediction.probability_threshold, model_kwargs=_model_kwargs(c),
-                        channels_last=channels_last)
+                        in_channels=3 + 2*c.image.context_slices, channels_last=channels_last)
     if t.differential_learning_rate_layers:
         learn.splitter = _splitter(t.differential_learning_rate_layers)
         learn.lr = np.array([t.learning_rate, t.differential_learning_rate])
@@ -899,7 +901,7 @@ def _finish(learn:Learner, cfg:Config, run:Path, fold:int, env:dict):
     meta = dict(arch=c.architecture.architecture, encoder=c.architecture.backbone, size=c.image.image_height,
                 norm=c.image.image_normalization.lower(), threshold=c.prediction.probability_threshold,
                 tta=tta_mode(c.prediction.test_time_augmentations), largest=c.prediction.keep_largest,
-                config=c.to_dict(), fold=fold, run=str(run))
+                context=c.image.context_slices, config=c.to_dict(), fold=fold, run=str(run))
     save_model(learn.model, run/'model.pth', meta)
     preds = validation_predictions(learn, meta)
     atomic_write(run/'validation_predictions.parquet', lambda p: preds.to_parquet(p, index=False))
