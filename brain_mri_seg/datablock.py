@@ -6,8 +6,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['AUG_PRESETS', 'NORMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'aug_preset', 'aug_from_json', 'volume_stats',
-           'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'read_context', 'SliceDataset',
-           'SegDataLoader', 'seed_epoch', 'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
+           'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'context_channels', 'read_context',
+           'SliceDataset', 'SegDataLoader', 'seed_epoch', 'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
 
 # %% ../nbs/01_datablock.ipynb #96f24420
 import os
@@ -210,6 +210,10 @@ def context_images(
         ims = g['image'].astype(str).to_numpy()[np.argsort(g['slice'].to_numpy(), kind='stable')]
         for i, im in enumerate(ims): out[im] = [ims[min(max(i + d, 0), len(ims) - 1)] for d in steps]
     return out
+
+def context_channels(k:int)->int:
+    "Input channels of a model that sees `k` neighbouring slices on each side: RGB (3), then the FLAIR of 2k slices"
+    return 3 + 2*k
 
 # %% ../nbs/01_datablock.ipynb #6bab5aee
 def read_context(

@@ -20,7 +20,7 @@ from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
-from .datablock import NORMS, aug_preset, norm_image, volume_stats, context_images, read_context
+from .datablock import NORMS, aug_preset, norm_image, volume_stats, context_images, context_channels, read_context
 from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _reason
 
 # %% auto #0
@@ -191,8 +191,8 @@ def _check_meta(meta:dict, src='Predictor')->dict:
     if meta['norm'] not in NORMS: raise DataError(f"{src}: norm={meta['norm']!r}; expected one of {', '.join(NORMS)}")
     if (ctx := _as_int(meta.get('context', 0))) is None or ctx < 0:
         raise DataError(f"{src}: meta field `context` must be a number of neighbouring slices on each side (0: none); got {meta['context']!r}")
-    if (ch := meta.get('in_channels', 3 + 2*ctx)) != 3 + 2*ctx:
-        raise DataError(f"{src}: model takes {ch} channels; Predictor feeds {3 + 2*ctx} (RGB slices, 3, plus the FLAIR of "
+    if (ch := meta.get('in_channels', want := context_channels(ctx))) != want:
+        raise DataError(f"{src}: model takes {ch} channels; Predictor feeds {want} (RGB slices, 3, plus the FLAIR of "
                         f"2 x context={ctx} neighbouring slices)")
     t = meta.get('threshold')
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t <= 1):
@@ -364,7 +364,7 @@ def _as_image(img)->np.ndarray:
 @patch
 def _input(self:Predictor, img)->np.ndarray:
     "Model input (H,W,3+2k) uint8 of `img`: a `read_context` stack as is, else a slice that stands in for its own neighbours"
-    if self.context and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 + 2*self.context and img.dtype == np.uint8:
+    if self.context and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == self.meta['in_channels'] and img.dtype == np.uint8:
         return img
     img = _as_image(img)
     return np.dstack([img] + [img[..., 1]]*(2*self.context)) if self.context else img

@@ -30,7 +30,7 @@ from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
 from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, _oneline
-from .datablock import get_dls, seed_epoch
+from .datablock import get_dls, seed_epoch, context_channels
 from .learner import seg_learner, save_model, get_loss
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid
@@ -677,7 +677,7 @@ def build_learner(cfg:Config,       # Recipe
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
                         weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation,
                         thresh=c.prediction.probability_threshold, model_kwargs=_model_kwargs(c),
-                        in_channels=3 + 2*c.image.context_slices, channels_last=channels_last)
+                        in_channels=context_channels(c.image.context_slices), channels_last=channels_last)
     if t.differential_learning_rate_layers:
         learn.splitter = _splitter(t.differential_learning_rate_layers)
         learn.lr = np.array([t.learning_rate, t.differential_learning_rate])
