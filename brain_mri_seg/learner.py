@@ -8,7 +8,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/learner.html.md"""
 __all__ = ['HUB_TIMEOUT', 'LAYOUT_MIN_SECONDS', 'WeightsError', 'seg_model', 'load_encoder_weights', 'SegBCELoss', 'DiceLoss',
            'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'get_loss', 'iou_score', 'dice_score', 'SliceIoU', 'SliceDice',
            'VolumeDice', 'cpu_has_native_bf16', 'pick_precision', 'ChannelsLastCallback', 'BF16Callback',
-           'time_layouts', 'pick_channels_last', 'seg_splitter', 'seg_learner', 'save_model', 'load_model']
+           'time_layouts', 'faster_channels_last', 'pick_channels_last', 'seg_splitter', 'seg_learner', 'save_model',
+           'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -486,6 +487,11 @@ def time_layouts(
 # %% ../nbs/02_learner.ipynb #6f412822
 LAYOUT_MIN_SECONDS = 0.25  # fp32 passes faster than this keep the default layout: little to gain, and too short to time reliably
 
+def faster_channels_last(t:dict)->bool:  # `time_layouts` figures: {'contiguous': s, 'channels_last': s}
+    "fp32 rule: channels-last when a pass takes at least `LAYOUT_MIN_SECONDS` and channels-last is at least 5% faster"
+    return t['contiguous'] >= LAYOUT_MIN_SECONDS and t['channels_last'] < 0.95*t['contiguous']
+
+# %% ../nbs/02_learner.ipynb #72b861a2
 def pick_channels_last(
     precision:str,          # 'fp32', 'bf16' or 'fp16', as `pick_precision` returns it
     device=None,            # Training device; None: fastai's `default_device()`
@@ -498,8 +504,7 @@ def pick_channels_last(
     if precision == 'bf16': return True, None
     if model is None or shape is None: return False, None
     t = time_layouts(model, shape)
-    if t['contiguous'] < LAYOUT_MIN_SECONDS: return False, t
-    return t['channels_last'] < 0.95*t['contiguous'], t
+    return faster_channels_last(t), t
 
 # %% ../nbs/02_learner.ipynb #3d3a3d0b
 def seg_splitter(model:nn.Module)->list:

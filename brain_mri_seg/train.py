@@ -126,6 +126,7 @@ class TrainingConfig:
     warmup_epochs:float=0.        # Linear warm-up from 0 before Cosine/Linear/Constant
     weight_decay:float=0.         # Decoupled weight decay
     precision:str='auto'          # auto, fp32, bf16 or fp16 (ours); auto uses `environment.mixed_precision_training`
+    memory_format:str='auto'      # auto, contiguous or channels_last (ours); auto: channels-last for bf16 on a CPU, timed for fp32 (`pick_channels_last`)
 
 # %% ../nbs/03_train.ipynb #54120711
 @dataclass
@@ -161,6 +162,7 @@ _CHOICES = {
     'training.optimizer': ('AdamW',),
     'training.schedule': ('Cosine', 'Linear', 'Constant', 'OneCycle'),
     'training.precision': ('auto', 'fp32', 'bf16', 'fp16'),
+    'training.memory_format': ('auto', 'contiguous', 'channels_last'),
     'training.differential_learning_rate_layers': ('encoder', 'backbone', 'decoder', 'head')}
 
 def _hints(cls)->dict: return typing.get_type_hints(cls)
@@ -664,10 +666,11 @@ def _model_kwargs(cfg:Config)->dict:
 def build_learner(cfg:Config,       # Recipe
                   df:pd.DataFrame,  # Slice table with folds (`slice_table`)
                   fold:int,         # Validation fold
-                  channels_last:bool|None=None,  # Memory layout; None: chosen for the hardware (`pick_channels_last`)
+                  channels_last:bool|None=None,  # Memory layout; None: `training.memory_format` (auto: `pick_channels_last`)
                  )->Learner:
     "The `DataLoaders` and `Learner` that `cfg` describes, validating on `fold`"
     c, t = cfg, cfg.training
+    if channels_last is None: channels_last = dict(auto=None, contiguous=False, channels_last=True)[t.memory_format]
     dls = get_dls(df, valid_fold=fold, size=c.image.image_height, bs=t.batch_size, aug=_aug(c),
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
