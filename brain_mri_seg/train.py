@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch, yaml
 from torch import nn
 from fastcore.basics import patch, store_attr
+from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, _oneline
+from .datablock import get_dls, seed_epoch, context_channels  # before fastai: it imports fastai with the import-time torch.jit.script warning silenced
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback
 from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, SchedNo, combine_scheds
@@ -29,8 +31,6 @@ from fastcore.basics import noop
 from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
-from .data import DataError, atomic_write, atomic_write_text, make_dir, read_data, kfold, load_mask, _oneline
-from .datablock import get_dls, seed_epoch, context_channels
 from .learner import seg_learner, save_model, get_loss
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid

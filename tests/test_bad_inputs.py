@@ -602,7 +602,7 @@ def test_failed_predict_keeps_previous_predictions(fx, tmp_path):
 
 # ---------------------------------------------------------------- the installed console script (slow: 2-3 cases)
 EXE = next((str(p) for p in [Path(sys.executable).parent/'brain-mri-seg'] if p.exists()), None) or shutil.which('brain-mri-seg')
-SUBPROCESS_CASES = [('missing-mask', 'summary'), ('rle-past-end', 'to-h2o'), ('out-under-a-file', 'to-h2o'),
+SUBPROCESS_CASES = [('missing-mask', 'summary'), ('missing-mask', 'train'), ('rle-past-end', 'to-h2o'), ('out-under-a-file', 'to-h2o'),
                     ('model-text-file', 'predict')]
 
 @pytest.mark.skipif(EXE is None, reason='console script brain-mri-seg not installed')
