@@ -8,6 +8,10 @@ Each fold's `validation_predictions.parquet` (every slice of its held-out patien
 recipe's threshold, TTA and post-processing; `--repredict` makes them again with `Predictor`) is scored against the truth; the per-patient tables of the folds are pooled, so every patient is
 scored once by the model that never saw it. Prints a markdown table per fold and pooled, and a last line
 `RESULT volume_dice_mean=... volume_dice_median=... slice_iou=... empty_fp_rate=... train_minutes_max=...`.
+
+Run folders do not outlive their machine, so the scores can be kept: `--save DIR` writes each fold's per-slice and
+per-patient scores (`per_slice.csv`, `per_patient.csv`, `folds.csv`, a few hundred KB to commit), and `--add DIR`
+pools saved scores of folds that have no run folder here with the ones that do.
 """
 import argparse, json, os, warnings
 from pathlib import Path
@@ -36,6 +40,8 @@ def main():
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
     ap.add_argument('--precision', default='auto', help="with --repredict: 'auto' (the Predictor's default), 'fp32' or 'bf16'")
+    ap.add_argument('--save', default=None, help='write per_slice.csv, per_patient.csv and folds.csv of the folds scored to this folder')
+    ap.add_argument('--add', default=None, help='a folder written by --save: pool its folds that have no run folder here')
     a = ap.parse_args()
     truth = read_data(a.data)
     rows, slices, patients = [], [], []
@@ -55,7 +61,21 @@ def main():
                          empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes']),
                          train_minutes=env.get('train_seconds', np.nan)/60, cpu=env.get('cpu_capability'),
                          precision=env.get('precision', {}).get('chosen')))
-        slices.append(res['per_slice']); patients.append(res['per_patient'])
+        slices.append(res['per_slice'].assign(fold=rows[-1]['fold'])); patients.append(res['per_patient'].assign(fold=rows[-1]['fold']))
+    if a.save:
+        out = Path(a.save); out.mkdir(parents=True, exist_ok=True)
+        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads
+        for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
+            t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
+    if a.add:
+        add = Path(a.add)
+        saved = pd.read_csv(add/'folds.csv', dtype={'fold': str})
+        new = saved[~saved.fold.isin([r['fold'] for r in rows])]
+        rows += new.to_dict('records')
+        for name, acc in (('per_slice', slices), ('per_patient', patients)):
+            t = pd.read_csv(add/f'{name}.csv', dtype={'fold': str, 'patient': str}, keep_default_na=False)
+            acc.append(t[t.fold.isin(new.fold)])
+        rows.sort(key=lambda r: int(r['fold']))
     if not rows: raise SystemExit(f"{a.folds}: no fold_K/validation_predictions.parquet")
     pooled = summary_metrics(pd.concat(slices, ignore_index=True), pd.concat(patients, ignore_index=True))
     t = pd.DataFrame(rows)
