@@ -10,7 +10,7 @@ scored once by the model that never saw it. Prints a markdown table per fold and
 `RESULT volume_dice_mean=... volume_dice_median=... slice_iou=... empty_fp_rate=... train_minutes_max=...`.
 
 Run folders do not outlive their machine, so the scores can be kept: `--save DIR` writes each fold's per-slice and
-per-patient scores (`per_slice.csv`, `per_patient.csv`, `folds.csv`, a few hundred KB to commit), and `--add DIR`
+per-patient scores (`per_slice.csv`, `per_patient.csv`, `folds.csv`, about 20 KB a fold to commit), and `--add DIR`
 pools saved scores of folds that have no run folder here with the ones that do.
 """
 import argparse, json, os, warnings
@@ -64,7 +64,7 @@ def main():
         slices.append(res['per_slice'].assign(fold=rows[-1]['fold'])); patients.append(res['per_patient'].assign(fold=rows[-1]['fold']))
     if a.save:
         out = Path(a.save); out.mkdir(parents=True, exist_ok=True)
-        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads
+        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads, and the intersections
         for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
             t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
     if a.add:
