@@ -11,7 +11,8 @@ scored once by the model that never saw it. Prints a markdown table per fold and
 
 Run folders do not outlive their machine, so the scores can be kept: `--save DIR` writes each fold's per-slice and
 per-patient scores (`per_slice.csv`, `per_patient.csv`, `folds.csv`, about 20 KB a fold to commit), and `--add DIR`
-pools saved scores of folds that have no run folder here with the ones that do.
+pools saved scores of folds that have no run folder here with the ones that do (with both, `--save` writes the pooled
+set: `--add DIR --save DIR` completes a saved set with the folds trained here).
 """
 import argparse, json, os, warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import numpy as np, pandas as pd
 from brain_mri_seg.data import read_data, read_image
 from brain_mri_seg.evaluate import evaluate, summary_metrics
+from brain_mri_seg.train import fold_dirs
 
 
 def substituted(truth:pd.DataFrame)->dict:
@@ -40,12 +42,12 @@ def main():
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
     ap.add_argument('--precision', default='auto', help="with --repredict: 'auto' (the Predictor's default), 'fp32' or 'bf16'")
-    ap.add_argument('--save', default=None, help='write per_slice.csv, per_patient.csv and folds.csv of the folds scored to this folder')
+    ap.add_argument('--save', default=None, help='write per_slice.csv, per_patient.csv and folds.csv of every fold in the table (with --add: those it brought too) to this folder')
     ap.add_argument('--add', default=None, help='a folder written by --save: pool its folds that have no run folder here')
     a = ap.parse_args()
     truth = read_data(a.data)
     rows, slices, patients = [], [], []
-    for d in sorted(Path(a.folds).glob('fold_*'), key=lambda p: int(p.name.split('_')[1])):
+    for d in fold_dirs(a.folds):
         if not (d/'validation_predictions.parquet').is_file(): continue
         env = json.loads((d/'env.json').read_text())
         if a.repredict:
@@ -62,11 +64,6 @@ def main():
                          train_minutes=env.get('train_seconds', np.nan)/60, cpu=env.get('cpu_capability'),
                          precision=env.get('precision', {}).get('chosen')))
         slices.append(res['per_slice'].assign(fold=rows[-1]['fold'])); patients.append(res['per_patient'].assign(fold=rows[-1]['fold']))
-    if a.save:
-        out = Path(a.save); out.mkdir(parents=True, exist_ok=True)
-        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads, and the intersections
-        for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
-            t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
     if a.add:
         add = Path(a.add)
         saved = pd.read_csv(add/'folds.csv', dtype={'fold': str})
@@ -77,6 +74,11 @@ def main():
             acc.append(t[t.fold.isin(new.fold)])
         rows.sort(key=lambda r: int(r['fold']))
     if not rows: raise SystemExit(f"{a.folds}: no fold_K/validation_predictions.parquet")
+    if a.save:
+        out = Path(a.save); out.mkdir(parents=True, exist_ok=True)
+        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads, and the intersections
+        for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
+            t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
     pooled = summary_metrics(pd.concat(slices, ignore_index=True), pd.concat(patients, ignore_index=True))
     t = pd.DataFrame(rows)
     t.loc[len(t)] = dict(fold='pooled', patients=pooled['patients'], volume_dice_mean=pooled['volume_dice_mean'],

@@ -16,6 +16,7 @@ import numpy as np, pandas as pd
 from brain_mri_seg.data import read_data, rle_encode
 from brain_mri_seg.inference import Predictor, holdout_table, postprocess
 from brain_mri_seg.evaluate import evaluate, summary_metrics
+from brain_mri_seg.train import fold_dirs
 
 THRESHOLDS = (0.4, 0.5, 0.6)
 LARGEST = (0, 1, 2)
@@ -60,7 +61,7 @@ def main():
     ap.add_argument('--tta', default='none,hflip', help='comma-separated TTA modes to compare')
     a = ap.parse_args()
     truth = read_data(a.data)
-    runs = sorted((d for d in Path(a.folds).glob('fold_*') if (d/'model.pth').is_file()), key=lambda d: int(d.name.split('_')[1]))
+    runs = [d for d in fold_dirs(a.folds) if (d/'model.pth').is_file()]
     if not runs: raise SystemExit(f"{a.folds}: no fold_K/model.pth")
     res, per_fold = [], {}
     for tta in a.tta.split(','):

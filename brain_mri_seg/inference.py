@@ -275,14 +275,11 @@ def _model_file(path:Path)->Path:
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such model file or run folder")
     return path
 
-def _fold_dirs(path:Path)->list:
-    "The `fold_K` folders in `path` (`train --folds all`), in fold order"
-    return sorted((d for d in path.glob('fold_*') if d.is_dir() and d.name[5:].isdigit()), key=lambda d: int(d.name[5:]))
-
 def _fold_models(path:Path)->list:
     "`fold_K/model.pth` of a cross-validation folder, in fold order; [] for any other path"
     if not path.is_dir() or (path/'model.pth').exists(): return []
-    folds = _fold_dirs(path)
+    from brain_mri_seg.train import fold_dirs   # `04_inference` builds on `03_train`
+    folds = fold_dirs(path)
     if missing := [d.name for d in folds if not (d/'model.pth').is_file()]:
         raise FileNotFoundError(f"{path}: no model.pth in {', '.join(missing)} (unfinished runs? `brain-mri-seg train --resume`); "
                                 "pass the finished runs to `Predictor.ensemble` to use only those")
@@ -674,10 +671,10 @@ def holdout_table(
     data:str|Path,        # The data it trained on: Kaggle-layout folder or H2O parquet
 )->pd.DataFrame:          # Slice table of the run's validation patients, all their slices
     "Every slice of the patients in the validation fold of training run `run`"
-    from brain_mri_seg.train import load_config, slice_table
+    from brain_mri_seg.train import load_config, slice_table, fold_dirs
     run = Path(run)
     if not (run/'config.yaml').is_file():
-        if _fold_dirs(run): raise DataError(f"{run}: a folder of fold runs, whose ensemble saw every patient in training; "
+        if fold_dirs(run): raise DataError(f"{run}: a folder of fold runs, whose ensemble saw every patient in training; "
                                             f"--holdout takes one fold's run folder ({run}/fold_K)")
         raise DataError(f"{run}: no config.yaml; --holdout needs the run folder written by `brain-mri-seg train`")
     with warnings.catch_warnings():

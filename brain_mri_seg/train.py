@@ -9,7 +9,8 @@ __all__ = ['PRESETS', 'ArchitectureConfig', 'AugmentationConfig', 'DatasetConfig
            'LoggingConfig', 'PredictionConfig', 'TrainingConfig', 'Config', 'tta_mode', 'load_config', 'get_config',
            'lr_sched', 'table_hash', 'env_info', 'default_run_dir', 'epoch_seed', 'EpochSeedCallback',
            'NaNStopCallback', 'RunFolderCallback', 'slice_table', 'synth_lgg', 'build_learner', 'ShardDL',
-           'DDPCallback', 'train', 'validation_predictions', 'fold_summary', 'train_folds', 'train_from_cli']
+           'DDPCallback', 'train', 'validation_predictions', 'fold_dirs', 'fold_summary', 'train_folds',
+           'train_from_cli']
 
 # %% ../nbs/03_train.ipynb #2a161401
 import os, sys, re, json, time, random, hashlib, dataclasses, platform, warnings, difflib, typing, types, importlib.metadata
@@ -400,7 +401,7 @@ PRESETS = {
                 'augmentation.augmentations_strategy': 'Medium', 'augmentation.sequence_substitution': 0.2, 'dataset.folds': [4], 'dataset.n_folds': 5,
                 'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.5,
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1,
-                'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume',
+                'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
                 'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'],
                 'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
                 'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
@@ -918,6 +919,12 @@ def _finish(learn:Learner, cfg:Config, run:Path, fold:int, env:dict):
     _write_json(run/'env.json', env)
     for f in ('checkpoint.pth', 'best.pth'): (run/f).unlink(missing_ok=True)
 
+# %% ../nbs/03_train.ipynb #7cb9ca0d
+def fold_dirs(out:str|Path, # Parent folder of a cross-validation (`train --folds`)
+             )->list[Path]:  # Its `fold_K` folders, in fold order
+    "The `fold_K` run folders in `out`, sorted by K; other entries (`fold_0.log`, `fold_best`) are not folds"
+    return sorted((d for d in Path(out).glob('fold_*') if d.is_dir() and d.name[5:].isdigit()), key=lambda d: int(d.name[5:]))
+
 # %% ../nbs/03_train.ipynb #3d5a3a2f
 def fold_summary(out:str|Path,  # Folder of `fold_K` run folders
                  metric:str='iou', # Ranks epochs when `best`
@@ -925,10 +932,10 @@ def fold_summary(out:str|Path,  # Folder of `fold_K` run folders
                 )->pd.DataFrame:   # One row per fold, then `mean`
     "Final metrics of every fold run in `out`, and their mean"
     rows = {}
-    for d in sorted(Path(out).glob('fold_*'), key=lambda p: int(p.name.split('_')[1])):
+    for d in fold_dirs(out):
         if not (d/'metrics.csv').is_file(): continue
         m = pd.read_csv(d/'metrics.csv')
-        rows[d.name.split('_')[1]] = (m.loc[m[metric].idxmax()] if best else m.iloc[-1]).drop('seconds')
+        rows[d.name[5:]] = (m.loc[m[metric].idxmax()] if best else m.iloc[-1]).drop('seconds')
     if not rows: raise DataError(f"{out}: no fold_K/metrics.csv found")
     s = pd.DataFrame(rows).T.rename_axis('fold')
     s.loc['mean'] = s.mean()
