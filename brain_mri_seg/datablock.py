@@ -397,11 +397,15 @@ def _check_table(df, valid_fold, need_pixels):
         raise DataError(f"valid_fold={valid_fold} is not a fold of the slice table; its folds are {folds}")
     return df
 
-def _train_tfm(aug, size):
-    "Training pipeline from a preset name, a JSON string or a ready `A.Compose`"
-    if isinstance(aug, A.BaseCompose): return aug
-    if isinstance(aug, str) and aug.lstrip().startswith('{'): return aug_from_json(aug, size)
-    return aug_preset(aug, size)
+def _train_tfm(aug, size, patch=0):
+    "Training pipeline from a preset name, a JSON string or a ready `A.Compose`, then a random `patch`-pixel crop if `patch`"
+    if isinstance(aug, A.BaseCompose): tfm = aug
+    elif isinstance(aug, str) and aug.lstrip().startswith('{'): tfm = aug_from_json(aug, size)
+    else: tfm = aug_preset(aug, size)
+    if not patch: return tfm
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or not 8 <= patch <= size:
+        raise ValueError(f"patch must be 0 (whole slices) or an int from 8 to size={size} (pixels), got {patch!r}")
+    return A.Compose([tfm, A.CropNonEmptyMaskIfExists(int(patch), int(patch))], mask_interpolation=cv2.INTER_NEAREST)
 
 # %% ../nbs/01_datablock.ipynb #83053c84
 def get_dls(
@@ -417,10 +421,11 @@ def get_dls(
     pos_frac:float|None=None,  # Fraction of each training batch drawn from tumour slices; None: plain shuffle
     p_seq:float=0.,    # Probability of replacing each non-FLAIR channel by FLAIR (training only)
     context:int=0,     # Neighbouring slices on each side whose FLAIR is appended as channels (2.5-D input; 0: none)
+    patch:int=0,       # Train on random `patch`-pixel squares of the augmented `size` slices (one of a tumour slice holds tumour); 0: whole slices
     drop_last:bool=True,  # Drop the last incomplete training batch (the seed's `drop_last_batch`)
     val_bs:int|None=None, # Validation batch size; None: `bs`
     device=None,       # Device of the batches; None: fastai's `default_device()`
-)->SegDataLoaders:     # `train` (shuffled, augmented) and `valid` (table order, resized only)
+)->SegDataLoaders:     # `train` (shuffled, augmented, cut to patches) and `valid` (table order, whole slices resized only)
     "Training and validation `DataLoaders` of slice table `df`, validating on fold `valid_fold`"
     if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
     df = _check_table(df, valid_fold, positive_only or pos_frac is not None)
@@ -432,7 +437,7 @@ def get_dls(
     if len(trn) < bs or len(val) == 0:
         raise DataError(f"valid_fold={valid_fold} leaves {len(trn)} training and {len(val)} validation slices; "
                         f"need at least bs={bs} and 1")
-    tds = SliceDataset(trn, _train_tfm(aug, size), norm, stats, p_seq, ctx)
+    tds = SliceDataset(trn, _train_tfm(aug, size, patch), norm, stats, p_seq, ctx)
     vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats, context=ctx)
     tdl = SegDataLoader(tds, seed=seed, pos_frac=pos_frac, bs=bs, shuffle=True, drop_last=drop_last, num_workers=num_workers)
     vdl = SegDataLoader(vds, seed=seed, bs=val_bs or bs, shuffle=False, drop_last=False, num_workers=num_workers)

@@ -93,6 +93,7 @@ class ImageConfig:
     image_width:int=256           # Input width in pixels; must equal `image_height`
     image_normalization:str='Simple'  # Simple (x/255), ImageNet, or Volume (per-patient statistics)
     context_slices:int=0          # Neighbouring slices on each side whose FLAIR is added as channels (2.5-D input; 0: none) (ours)
+    patch_size:int=0              # Train on random squares of this many pixels cut from the slices at image_height; validate and predict on whole slices (0: train on whole slices) (ours)
 
 @dataclass
 class LoggingConfig:
@@ -252,6 +253,7 @@ def _check_config(c:Config, where:str)->Config:
     need(i.image_height == i.image_width, 'image.image_width', f'equal to image.image_height={i.image_height} (square inputs)', i.image_width)
     need(i.image_height >= 8, 'image.image_height', '>= 8 pixels', i.image_height)
     need(0 <= i.context_slices <= 8, 'image.context_slices', '0..8 (neighbouring slices on each side)', i.context_slices)
+    need(i.patch_size == 0 or 8 <= i.patch_size <= i.image_height, 'image.patch_size', f'0 (whole slices) or 8..image.image_height={i.image_height} pixels', i.patch_size)
     need(0 < c.prediction.probability_threshold < 1, 'prediction.probability_threshold', 'between 0 and 1', c.prediction.probability_threshold)
     need(0 < d.data_sample <= 1, 'dataset.data_sample', 'in (0, 1]', d.data_sample)
     need(d.n_folds >= 2, 'dataset.n_folds', '>= 2', d.n_folds)
@@ -675,7 +677,8 @@ def build_learner(cfg:Config,       # Recipe
     dls = get_dls(df, valid_fold=fold, size=c.image.image_height, bs=t.batch_size, aug=_aug(c),
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
-                  p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices)
+                  p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices,
+                  patch=c.image.patch_size)
     loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **(dict(batch=True) if t.batch_dice else {}))
     learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=loss,
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
