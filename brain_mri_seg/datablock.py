@@ -403,8 +403,6 @@ def _train_tfm(aug, size, patch=0):
     elif isinstance(aug, str) and aug.lstrip().startswith('{'): tfm = aug_from_json(aug, size)
     else: tfm = aug_preset(aug, size)
     if not patch: return tfm
-    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or not 8 <= patch <= size:
-        raise ValueError(f"patch must be 0 (whole slices) or an int from 8 to size={size} (pixels), got {patch!r}")
     return A.Compose([tfm, A.CropNonEmptyMaskIfExists(int(patch), int(patch))], mask_interpolation=cv2.INTER_NEAREST)
 
 # %% ../nbs/01_datablock.ipynb #83053c84
@@ -428,6 +426,8 @@ def get_dls(
 )->SegDataLoaders:     # `train` (shuffled, augmented, cut to patches) and `valid` (table order, whole slices resized only)
     "Training and validation `DataLoaders` of slice table `df`, validating on fold `valid_fold`"
     if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
+    if patch and (isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or not 8 <= patch <= size):
+        raise ValueError(f"patch must be 0 (whole slices) or an int from 8 to size={size} (pixels), got {patch!r}")
     df = _check_table(df, valid_fold, positive_only or pos_frac is not None)
     stats = patient_stats(df) if norm == 'volume' else None  # whole volumes, before positive_only
     ctx = context_images(df, context) if context else None
