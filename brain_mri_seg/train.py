@@ -401,7 +401,7 @@ PRESETS = {
             'training.warmup_epochs': 0., 'training.epochs': 5, 'training.batch_size': 16, 'training.precision': 'auto'},
     'lgg-cpu': {'architecture.architecture': 'Unet', 'architecture.backbone': 'resnet34', 'architecture.pretrained': False,
                 'augmentation.augmentations_strategy': 'Medium', 'augmentation.sequence_substitution': 0.2, 'dataset.folds': [4], 'dataset.n_folds': 5,
-                'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.5,
+                'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.75,
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
                 'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'],
