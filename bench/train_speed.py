@@ -137,10 +137,10 @@ def main():
                 print(f"  {size}px {name:8s} round {r+1}: {t:.3f} s/step", flush=True)
     bats = batches(df, sizes[0], a.steps + 1)
     name, dtype, cl = next(p for p in paths(device) if p[0] == chosen[sizes[0]])
+    f = lambda: fastai_step(bats, device, cl)[0]
+    g = lambda: time_path(bats, sizes[0], name, dtype, cl, device)
     pairs = []    # (fastai, plain) back to back, the order alternating, so that a slow stretch of the machine hits both
     for r in range(a.overhead_rounds):
-        f = lambda: fastai_step(bats, device, cl)[0]
-        g = lambda: time_path(bats, sizes[0], name, dtype, cl, device)
         if r % 2 == 0: fa_r = f(); plain_r = g()
         else:          plain_r = g(); fa_r = f()
         pairs.append((fa_r, plain_r))
