@@ -6,10 +6,10 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/learner.html.md"""
 
 # %% auto #0
 __all__ = ['HUB_TIMEOUT', 'LAYOUT_MIN_SECONDS', 'WeightsError', 'seg_model', 'load_encoder_weights', 'SegBCELoss', 'DiceLoss',
-           'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'get_loss', 'iou_score', 'dice_score', 'SliceIoU', 'SliceDice',
-           'VolumeDice', 'cpu_has_native_bf16', 'pick_precision', 'ChannelsLastCallback', 'BF16Callback',
-           'time_layouts', 'faster_channels_last', 'pick_channels_last', 'seg_splitter', 'seg_learner', 'save_model',
-           'load_model']
+           'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss', 'BCETverskyLoss', 'get_loss', 'iou_score',
+           'dice_score', 'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16', 'pick_precision',
+           'ChannelsLastCallback', 'BF16Callback', 'time_layouts', 'faster_channels_last', 'pick_channels_last',
+           'seg_splitter', 'seg_learner', 'save_model', 'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -236,6 +236,13 @@ def _soft_dice_loss(pred:Tensor, targ:Tensor, smooth:float, batch:bool=False)->T
     if batch: p, t = p.reshape(1, -1), t.reshape(1, -1)
     return 1 - (2*(p*t).sum(1) + smooth) / (p.sum(1) + t.sum(1) + smooth)
 
+def _tversky_loss(pred:Tensor, targ:Tensor, alpha:float, beta:float, smooth:float, batch:bool=False)->Tensor:
+    "1 - Tversky index TP/(TP + alpha*FP + beta*FN) of `sigmoid(pred)` and `targ`, soft, per image or of the batch"
+    p, t = torch.sigmoid(pred).flatten(1), targ.flatten(1)
+    if batch: p, t = p.reshape(1, -1), t.reshape(1, -1)
+    tp = (p*t).sum(1)
+    return 1 - (tp + smooth) / (tp + alpha*(p*(1-t)).sum(1) + beta*((1-p)*t).sum(1) + smooth)
+
 # %% ../nbs/02_learner.ipynb #777c3535
 class SegBCELoss(_SegLoss):
     "Binary cross-entropy on logits, averaged over the pixels of each image"
@@ -288,17 +295,42 @@ class FocalDiceLoss(FocalLoss):
         super().__init__(gamma, alpha, reduction, thresh); store_attr('smooth,batch')
     def per_image(self, pred, targ): return super().per_image(pred, targ) + self._dice(pred, targ)
 
+# %% ../nbs/02_learner.ipynb #3335a329
+class TverskyLoss(_SegLoss):
+    "1 - soft Tversky index TP/(TP + alpha*FP + beta*FN) of `sigmoid(pred)` and the mask: Dice with FP and FN weighed apart"
+    def __init__(self,
+        alpha:float=0.3,         # Weight of false-positive pixels
+        beta:float=0.7,          # Weight of missed tumour pixels; alpha = beta = 0.5 is the soft Dice
+        smooth:float=1.,         # Added to numerator and denominator; an empty mask predicted empty has loss 0
+        batch:bool=False,        # One index over all pixels of the batch instead of one per image, see `DiceLoss`
+        reduction:str='mean',    # 'mean', 'sum' or 'none' (per image)
+        thresh:float=0.5,        # `decodes` threshold on probabilities
+    ):
+        if alpha < 0 or beta < 0 or alpha + beta <= 0: raise ValueError(f"alpha and beta must be >= 0 and not both 0, got {alpha} and {beta}")
+        super().__init__(reduction, thresh); store_attr('alpha,beta,smooth,batch')
+    def _tversky(self, pred, targ):
+        return _tversky_loss(pred, targ, self.alpha, self.beta, self.smooth, self.batch and self.reduction != 'none')
+    def per_image(self, pred, targ): return self._tversky(pred, targ)
+
+# %% ../nbs/02_learner.ipynb #f42c0256
+class BCETverskyLoss(TverskyLoss):
+    "BCE on logits plus the soft Tversky loss: `BCEDiceLoss` with missed tumour pixels weighed more than false ones"
+    def __init__(self, alpha:float=0.3, beta:float=0.7, bce_weight:float=1., tversky_weight:float=1., smooth:float=1.,
+                 batch:bool=False, reduction:str='mean', thresh:float=0.5):
+        super().__init__(alpha, beta, smooth, batch, reduction, thresh); store_attr('bce_weight,tversky_weight')
+    def per_image(self, pred, targ): return self.bce_weight*_bce(pred, targ) + self.tversky_weight*self._tversky(pred, targ)
+
 # %% ../nbs/02_learner.ipynb #e5299a99
 _LOSSES = {'bcedice': BCEDiceLoss, 'dice': DiceLoss, 'bce': SegBCELoss, 'segbce': SegBCELoss,
-           'focal': FocalLoss, 'focaldice': FocalDiceLoss}
+           'focal': FocalLoss, 'focaldice': FocalDiceLoss, 'tversky': TverskyLoss, 'bcetversky': BCETverskyLoss}
 
 def get_loss(
-    name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice' (case, '_', '-' and 'Loss' ignored)
+    name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice'; ours: 'Tversky', 'BCETversky' (case, '_', '-' and 'Loss' ignored)
     **kwargs   # Passed to the loss class, e.g. `reduction`, `thresh`
 ):
     "The loss named `name`, as in the seed config's `training.loss_function`"
     key = re.sub(r'[^a-z]', '', str(name).lower()).removesuffix('loss')
-    if key not in _LOSSES: raise ValueError(f"Unknown loss {name!r}: choose one of 'BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice'")
+    if key not in _LOSSES: raise ValueError(f"Unknown loss {name!r}: choose one of 'BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky'")
     return _LOSSES[key](**kwargs)
 
 # %% ../nbs/02_learner.ipynb #18ccf7ad

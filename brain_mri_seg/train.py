@@ -120,8 +120,9 @@ class TrainingConfig:
     drop_last_batch:bool=True     # Drop the last incomplete training batch
     grad_accumulation:int=1       # Batches per optimizer step
     gradient_clip:float=0.        # Max gradient norm; 0 disables clipping
-    loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice
-    batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice term) (ours)
+    loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky
+    batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice or Tversky term) (ours)
+    tversky_beta:float=0.7        # Tversky losses: weight of missed tumour pixels, false positives weigh 1 - tversky_beta (ours)
     optimizer:str='AdamW'         # AdamW (PyTorch's, as the seed)
     save_best_checkpoint:bool=False  # Keep the epoch with the best `prediction.metric` instead of the last
     schedule:str='Cosine'         # Cosine (to 0), Linear (to 0), Constant, or OneCycle (fastai's; ours)
@@ -160,7 +161,7 @@ _CHOICES = {
     'dataset.group_fold_column': ('patient', 'image', 'mask', 'rle_mask', None),
     'image.image_normalization': ('Simple', 'ImageNet', 'Volume'),
     'prediction.metric': ('IoU', 'Dice'),
-    'training.loss_function': ('BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice'),
+    'training.loss_function': ('BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky'),
     'training.optimizer': ('AdamW',),
     'training.schedule': ('Cosine', 'Linear', 'Constant', 'OneCycle'),
     'training.precision': ('auto', 'fp32', 'bf16', 'fp16'),
@@ -262,7 +263,9 @@ def _check_config(c:Config, where:str)->Config:
     tta = c.prediction.test_time_augmentations
     need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {' and '.join(_TTA_NAMES)}", tta)
     need(c.prediction.keep_largest >= 0, 'prediction.keep_largest', '>= 0 (0 keeps every component)', c.prediction.keep_largest)
-    need(not t.batch_dice or 'Dice' in t.loss_function, 'training.batch_dice', f'false with training.loss_function {t.loss_function} (it has no Dice term)', t.batch_dice)
+    need(not t.batch_dice or 'Dice' in t.loss_function or 'Tversky' in t.loss_function, 'training.batch_dice',
+         f'false with training.loss_function {t.loss_function} (it has no Dice or Tversky term)', t.batch_dice)
+    need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
     a = c.architecture
     need(a.encoder_depth is None or 3 <= a.encoder_depth <= 5, 'architecture.encoder_depth', 'None or 3..5', a.encoder_depth)
@@ -679,7 +682,9 @@ def build_learner(cfg:Config,       # Recipe
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
                   p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices,
                   patch=c.image.patch_size)
-    loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **(dict(batch=True) if t.batch_dice else {}))
+    kw = dict(batch=True) if t.batch_dice else {}
+    if 'Tversky' in t.loss_function: kw.update(alpha=1 - t.tversky_beta, beta=t.tversky_beta)
+    loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **kw)
     learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=loss,
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
                         weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation,
