@@ -4,7 +4,7 @@ Run from the repo root, after training the folds:
     python bench/postprocess.py runs/lgg-cpu [--data ../shared/data/lgg/kaggle_3m]
 
 Each fold's model predicts every slice of its own held-out patients (`holdout_table`) once per TTA mode; each threshold
-and `keep_largest` setting is then applied to those probabilities and scored with the project's `evaluate`, pooled over
+and `keep_largest` setting (a count, or '1+5%': the largest component and every other of at least 5% of its size) is then applied to those probabilities and scored with the project's `evaluate`, pooled over
 the folds (every patient scored once, by the model that never saw it). The threshold is also chosen without looking at
 the patients it is scored on: for fold K, the threshold with the best pooled mean volume Dice on the *other* folds'
 held-out patients. Prints one markdown table and a last line `RESULT best=<setting> volume_dice_mean=...`.
@@ -19,7 +19,7 @@ from brain_mri_seg.evaluate import evaluate, summary_metrics
 from brain_mri_seg.train import fold_dirs
 
 THRESHOLDS = (0.4, 0.5, 0.6)
-LARGEST = (0, 1, 2)
+LARGEST = (0, 1, 2, '1+5%', '1+20%')   # '1+5%': the largest component and every other of at least 5% of its size
 
 
 def fold_probs(run:Path, data:str, tta:str):
@@ -31,13 +31,15 @@ def fold_probs(run:Path, data:str, tta:str):
     return pd.DataFrame(rows), probs
 
 
-def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest:int)->pd.DataFrame:
-    "Predictions table of thresholded (and 3-D post-processed) probabilities"
+def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest)->pd.DataFrame:
+    "Predictions table of thresholded (and 3-D post-processed) probabilities; `largest` is a count or 'K+F%'"
     masks = [(p > thr).astype(np.uint8) for p in probs]
-    if largest:
+    k, frac = (int(largest.split('+')[0]), float(largest.split('+')[1].rstrip('%'))/100) if isinstance(largest, str) else (largest, 0.)
+    if k:
         out = list(masks)
         for _, idx in rows.groupby('patient', sort=False).indices.items():
-            vol = postprocess(np.stack([masks[i] for i in idx]), largest=largest)
+            idx = sorted(idx, key=lambda i: rows.slice.iloc[i])   # a volume in slice order
+            vol = postprocess(np.stack([masks[i] for i in idx]), largest=k, min_fraction=frac)
             for i, m in zip(idx, vol): out[i] = m
         masks = out
     return rows.assign(rle_mask=[rle_encode(m) for m in masks])
@@ -76,7 +78,7 @@ def main():
                             empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes'])))
     t = pd.DataFrame(res).astype({'threshold': object})
     # Honest threshold: for each fold, the threshold that is best on the other folds (same TTA and keep_largest)
-    for tta, k in itertools.product(a.tta.split(','), LARGEST):
+    for tta, k in itertools.product(a.tta.split(','), LARGEST if len(runs) > 1 else ()):   # needs other folds
         sl_all, pa_all = [], []
         for i in range(len(runs)):
             def others(thr): return np.mean(np.concatenate([per_fold[(tta, thr, k)][0][j].volume_dice.to_numpy()

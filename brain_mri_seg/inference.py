@@ -85,12 +85,15 @@ def keep_largest(
     mask:np.ndarray,     # 0/1 mask, usually a volume (D,H,W); a slice (H,W) works too
     k:int=1,             # Number of components to keep
     connectivity:int=1,  # 1: face neighbours; 3: also edge and corner neighbours
+    min_fraction:float=0., # Also keep every other component of at least this fraction of the largest one's size (0: none)
 )->np.ndarray:           # uint8 0/1 mask, same shape
-    "Keep only the `k` largest connected components of `mask` (3-D for a volume)"
+    "Keep only the `k` largest connected components of `mask` (3-D for a volume), and any as big as `min_fraction` of the largest"
     if k < 1: raise ValueError(f"k={k!r}: expected at least 1 component to keep")
+    if not 0 <= min_fraction <= 1: raise ValueError(f"min_fraction={min_fraction!r}: expected a fraction of the largest component, in [0, 1]")
     lab, sizes = _labels(mask, 3, connectivity)
     keep = np.zeros(len(sizes), bool)
     keep[1 + np.argsort(-sizes[1:], kind='stable')[:k]] = True
+    if min_fraction > 0 and len(sizes) > 1: keep[1:] |= sizes[1:] >= min_fraction*sizes[1:].max()
     return keep[lab].astype(np.uint8)
 
 # %% ../nbs/04_inference.ipynb #e7cb8a40
@@ -100,11 +103,12 @@ def postprocess(
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 across slices
     largest:int|None=None, # Then keep only the `largest` biggest 3-D components (None: all)
     connectivity:int=1,    # Neighbourhood of the components (see `remove_small`)
+    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one (see `keep_largest`)
 )->np.ndarray:             # uint8 0/1 mask, same shape
     "Remove small components, then keep the largest ones, of a thresholded mask"
     m = (np.asarray(mask) > 0).astype(np.uint8)
     if min_size > 1: m = remove_small(m, min_size, dims, connectivity)
-    if largest is not None: m = keep_largest(m, largest, connectivity)
+    if largest is not None: m = keep_largest(m, largest, connectivity, min_fraction)
     return m
 
 # %% ../nbs/04_inference.ipynb #30816e3b
