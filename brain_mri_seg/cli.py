@@ -80,6 +80,7 @@ def predict_cli(
     masks:bool=False,      # Also write 0/255 PNG masks named like the inputs with `_pred`
     min_size:int=0,        # Remove predicted components smaller than this many pixels
     largest:int=None,      # Keep only the N largest 3-D components of each patient volume (default: the model's recipe; 0: all)
+    min_fraction:float=0., # With largest: also keep components of at least this fraction of the largest one's size
     bs:int=16,             # Slices per forward pass
     precision:str='auto',  # auto, fp32, bf16 or fp16
     holdout:bool=False,    # Only the patients of the run's validation fold, which it never trained on
@@ -90,7 +91,7 @@ def predict_cli(
     p = Predictor.load(Path(model), bs=bs, precision=precision)
     src = holdout_table(Path(model), Path(data)) if holdout else Path(data)
     res = predict_to_parquet(p, src, Path(out), tta=tta, threshold=threshold, masks=masks, min_size=min_size,
-                             largest=largest, progress=not quiet)
+                             largest=largest, min_fraction=min_fraction, progress=not quiet)
     print(f"wrote {res}")
 
 # %% ../nbs/07_cli.ipynb #e40255fd

@@ -541,6 +541,7 @@ def iter_predictions(self:Predictor,
     largest:int=None,      # Keep only the `largest` biggest 3-D components of each patient; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
+    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one (see `keep_largest`)
 ):                         # Generator of dicts: image, patient, slice, mask (H,W) uint8 0/1, max_probability
     "Predict every slice of `data`, `bs` at a time, yielding one result per slice in table order"
     thr, tta = _check_threshold(ifnone(threshold, self.threshold)), ifnone(tta, self.tta)
@@ -550,24 +551,26 @@ def iter_predictions(self:Predictor,
     if largest is not None and (isinstance(largest, bool) or not isinstance(largest, (int, np.integer)) or largest < 0):
         raise ValueError(f"largest={largest!r}: expected None (the predictor's), 0 (keep all) or a number of components")
     largest = largest or None
+    if not 0 <= min_fraction <= 1: raise ValueError(f"min_fraction={min_fraction!r}: expected a fraction of the largest component, in [0, 1]")
+    if min_fraction and largest is None: raise ValueError(f"min_fraction={min_fraction!r} needs `largest` (a number of components to keep)")
     df = slice_table(data, images)             # every argument checked before the first slice is read
-    return self._predictions(df, tta, thr, min_size, dims, largest, progress)
+    return self._predictions(df, tta, thr, min_size, dims, largest, progress, min_fraction)
 
 # %% ../nbs/04_inference.ipynb #a47383c8
 @patch
-def _predictions(self:Predictor, df, tta, thr, min_size, dims, largest, progress):
+def _predictions(self:Predictor, df, tta, thr, min_size, dims, largest, progress, min_fraction=0.):
     "The generator behind `iter_predictions`"
     per_volume, buf = largest is not None or (dims == 3 and min_size > 1), []
     for r, p in self._iter_proba(df, tta, progress):
         m = (p > thr).astype(np.uint8)
         if not per_volume: yield _result(r, p, postprocess(m, min_size)); continue
-        if buf and buf[-1]['patient'] != str(r.patient): yield from _flush(buf, min_size, dims, largest)
+        if buf and buf[-1]['patient'] != str(r.patient): yield from _flush(buf, min_size, dims, largest, min_fraction)
         buf.append(_result(r, p, m))
-    if buf: yield from _flush(buf, min_size, dims, largest)
+    if buf: yield from _flush(buf, min_size, dims, largest, min_fraction)
 
-def _flush(buf:list, min_size, dims, largest):
+def _flush(buf:list, min_size, dims, largest, min_fraction=0.):
     "Post-process the volume of the results in `buf` (one patient), yield them and empty `buf`"
-    vol = postprocess(_stack([b['mask'] for b in buf], buf), min_size, dims, largest)
+    vol = postprocess(_stack([b['mask'] for b in buf], buf), min_size, dims, largest, min_fraction=min_fraction)
     for b, m in zip(buf, vol): yield {**b, 'mask': m}
     buf.clear()
 
@@ -590,9 +593,10 @@ def predict_table(self:Predictor,
     largest:int=None,      # Keep the `largest` biggest 3-D components per patient ; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
+    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one
 )->pd.DataFrame:           # Predictions table (`PRED_COLS`)
     "Predictions table of `data`: one row per slice, masks as RLE at each slice's own size"
-    rows = [_pred_row(r) for r in self.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress)]
+    rows = [_pred_row(r) for r in self.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction)]
     return pd.DataFrame(rows, columns=list(PRED_COLS)).astype({'slice': np.int64, 'abnormal_pixels': np.int64})
 
 # %% ../nbs/04_inference.ipynb #9634d755
@@ -605,6 +609,7 @@ def predict_volume(self:Predictor,
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 per volume
     largest:int=None,      # Keep the `largest` biggest 3-D components ; None: the predictor's, 0: all
     proba:bool=False,      # Return probabilities (no threshold or post-processing)
+    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one
 )->np.ndarray:             # (D,H,W) uint8 0/1 masks (or float32 probabilities) in slice order
     "Masks of all the slices of one patient, stacked in slice order"
     df = slice_table(folder)
@@ -613,7 +618,7 @@ def predict_volume(self:Predictor,
     if proba:
         rp = list(self.iter_proba(df, tta))
         return _stack([p for _, p in rp], [dict(patient=df.patient.iloc[0])])
-    res = list(self.iter_predictions(df, tta, threshold, min_size, dims, largest))
+    res = list(self.iter_predictions(df, tta, threshold, min_size, dims, largest, min_fraction=min_fraction))
     return _stack([r['mask'] for r in res], res)
 
 # %% ../nbs/04_inference.ipynb #ee8f8dfa
@@ -662,10 +667,11 @@ def predict_to_parquet(
     images=None,           # Image folder of an H2O parquet
     progress:bool=True,    # Show a progress bar
     group_rows:int=1024,   # Rows per parquet row group (rows held in memory before writing)
+    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one
 )->Path:                   # `out_dir/predictions.parquet`
     "Stream predictions of `data` to `out_dir/predictions.parquet` (and PNG masks), in bounded memory"
     out = Path(out_dir)
-    res = predictor.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress)
+    res = predictor.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction)
     mask_dir = out/'masks' if masks else None
     return atomic_write(out/'predictions.parquet', lambda tmp: _write_rows(res, tmp, mask_dir, group_rows))
 
