@@ -38,7 +38,6 @@ def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest)->pd.DataFrame:
     if k:
         out = list(masks)
         for _, idx in rows.groupby('patient', sort=False).indices.items():
-            idx = sorted(idx, key=lambda i: rows.slice.iloc[i])   # a volume in slice order
             vol = postprocess(np.stack([masks[i] for i in idx]), largest=k, min_fraction=frac)
             for i, m in zip(idx, vol): out[i] = m
         masks = out

@@ -81,6 +81,9 @@ def remove_small(
     return keep[lab].astype(np.uint8)
 
 # %% ../nbs/04_inference.ipynb #798fcbff
+def _check_min_fraction(f:float):
+    if not 0 <= f <= 1: raise ValueError(f"min_fraction={f!r}: expected a fraction of the largest component, in [0, 1]")
+
 def keep_largest(
     mask:np.ndarray,     # 0/1 mask, usually a volume (D,H,W); a slice (H,W) works too
     k:int=1,             # Number of components to keep
@@ -89,7 +92,7 @@ def keep_largest(
 )->np.ndarray:           # uint8 0/1 mask, same shape
     "Keep only the `k` largest connected components of `mask` (3-D for a volume), and any as big as `min_fraction` of the largest"
     if k < 1: raise ValueError(f"k={k!r}: expected at least 1 component to keep")
-    if not 0 <= min_fraction <= 1: raise ValueError(f"min_fraction={min_fraction!r}: expected a fraction of the largest component, in [0, 1]")
+    _check_min_fraction(min_fraction)
     lab, sizes = _labels(mask, 3, connectivity)
     keep = np.zeros(len(sizes), bool)
     keep[1 + np.argsort(-sizes[1:], kind='stable')[:k]] = True
@@ -551,7 +554,7 @@ def iter_predictions(self:Predictor,
     if largest is not None and (isinstance(largest, bool) or not isinstance(largest, (int, np.integer)) or largest < 0):
         raise ValueError(f"largest={largest!r}: expected None (the predictor's), 0 (keep all) or a number of components")
     largest = largest or None
-    if not 0 <= min_fraction <= 1: raise ValueError(f"min_fraction={min_fraction!r}: expected a fraction of the largest component, in [0, 1]")
+    _check_min_fraction(min_fraction)
     if min_fraction and largest is None: raise ValueError(f"min_fraction={min_fraction!r} needs `largest` (a number of components to keep)")
     df = slice_table(data, images)             # every argument checked before the first slice is read
     return self._predictions(df, tta, thr, min_size, dims, largest, progress, min_fraction)

@@ -230,18 +230,21 @@ def _bce(pred:Tensor, targ:Tensor)->Tensor:
     "Binary cross-entropy of logits `pred`, mean per image"
     return F.binary_cross_entropy_with_logits(pred, targ, reduction='none').flatten(1).mean(1)
 
-def _soft_dice_loss(pred:Tensor, targ:Tensor, smooth:float, batch:bool=False)->Tensor:
-    "1 - soft Dice of `sigmoid(pred)` and `targ`: per image, shape (B,), or of the whole batch (`batch`), shape (1,)"
+def _soft_sums(pred:Tensor, targ:Tensor, batch:bool=False)->tuple:
+    "Soft overlap Σp·t, Σp and Σt of `sigmoid(pred)` and `targ`: per image, shape (B,), or of the whole batch (`batch`), shape (1,)"
     p, t = torch.sigmoid(pred).flatten(1), targ.flatten(1)
     if batch: p, t = p.reshape(1, -1), t.reshape(1, -1)
-    return 1 - (2*(p*t).sum(1) + smooth) / (p.sum(1) + t.sum(1) + smooth)
+    return (p*t).sum(1), p.sum(1), t.sum(1)
+
+def _soft_dice_loss(pred:Tensor, targ:Tensor, smooth:float, batch:bool=False)->Tensor:
+    "1 - soft Dice of `sigmoid(pred)` and `targ`, per image or of the batch (see `_soft_sums`)"
+    tp, ps, ts = _soft_sums(pred, targ, batch)
+    return 1 - (2*tp + smooth) / (ps + ts + smooth)
 
 def _tversky_loss(pred:Tensor, targ:Tensor, alpha:float, beta:float, smooth:float, batch:bool=False)->Tensor:
-    "1 - Tversky index TP/(TP + alpha*FP + beta*FN) of `sigmoid(pred)` and `targ`, soft, per image or of the batch"
-    p, t = torch.sigmoid(pred).flatten(1), targ.flatten(1)
-    if batch: p, t = p.reshape(1, -1), t.reshape(1, -1)
-    tp = (p*t).sum(1)
-    return 1 - (tp + smooth) / (tp + alpha*(p*(1-t)).sum(1) + beta*((1-p)*t).sum(1) + smooth)
+    "1 - soft Tversky index TP/(TP + alpha*FP + beta*FN) of `sigmoid(pred)` and `targ`, per image or of the batch"
+    tp, ps, ts = _soft_sums(pred, targ, batch)   # FP = Σp - TP, FN = Σt - TP
+    return 1 - (tp + smooth) / (tp + alpha*(ps - tp) + beta*(ts - tp) + smooth)
 
 # %% ../nbs/02_learner.ipynb #777c3535
 class SegBCELoss(_SegLoss):
