@@ -41,6 +41,7 @@ def main():
                     help="predict each fold's held-out patients again with `Predictor` instead of reading validation_predictions.parquet")
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
+    ap.add_argument('--min-fraction', type=float, default=None, help="with --repredict and a largest: also keep components of at least this fraction of the largest (default: the model's recipe)")
     ap.add_argument('--precision', default='auto', help="with --repredict: 'auto' (the Predictor's default), 'fp32' or 'bf16'")
     ap.add_argument('--save', default=None, help='write per_slice.csv, per_patient.csv and folds.csv of every fold in the table (with --add: those it brought too) to this folder')
     ap.add_argument('--add', default=None, help='a folder written by --save: pool its folds that have no run folder here')
@@ -52,7 +53,7 @@ def main():
         env = json.loads((d/'env.json').read_text())
         if a.repredict:
             from brain_mri_seg.inference import Predictor, holdout_table
-            pred = Predictor.load(d, tta=a.tta, backend='torch', precision=a.precision).predict_table(holdout_table(d, a.data), largest=a.largest)
+            pred = Predictor.load(d, tta=a.tta, backend='torch', precision=a.precision).predict_table(holdout_table(d, a.data), largest=a.largest, min_fraction=a.min_fraction)
         else: pred = pd.read_parquet(d/'validation_predictions.parquet')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the other folds' patients are not predicted here, by design

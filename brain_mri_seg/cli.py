@@ -80,7 +80,7 @@ def predict_cli(
     masks:bool=False,      # Also write 0/255 PNG masks named like the inputs with `_pred`
     min_size:int=0,        # Remove predicted components smaller than this many pixels
     largest:int=None,      # Keep only the N largest 3-D components of each patient volume (default: the model's recipe; 0: all)
-    min_fraction:float=0., # With largest: also keep components of at least this fraction of the largest one's size
+    min_fraction:float=None, # With largest: also keep components of at least this fraction of the largest one's size (default: the model's recipe)
     bs:int=16,             # Slices per forward pass
     precision:str='auto',  # auto, fp32, bf16 or fp16
     holdout:bool=False,    # Only the patients of the run's validation fold, which it never trained on

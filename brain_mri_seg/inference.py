@@ -208,7 +208,10 @@ def _check_meta(meta:dict, src='Predictor')->dict:
         raise DataError(f"{src}: meta field `tta` must be one of {', '.join(TTA_MODES)}; got {meta['tta']!r}")
     if (k := meta.get('largest')) is not None and ((k := _as_int(k)) is None or k < 0):
         raise DataError(f"{src}: meta field `largest` must be None or a count of components (0: keep all); got {meta['largest']!r}")
-    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch}
+    f = meta.get('min_fraction') or 0.
+    if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not 0 <= f <= 1:
+        raise DataError(f"{src}: meta field `min_fraction` must be a fraction of the largest component, in [0, 1]; got {f!r}")
+    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch, 'min_fraction': float(f)}
 
 def _check_threshold(t)->float:
     try: ok = 0 <= float(t) <= 1
@@ -236,6 +239,7 @@ class Predictor:
         self.tta, self.bs = ifnone(tta, self.meta.get('tta', 'none')), int(bs)
         tta_flips(self.tta)
         self.largest = self.meta.get('largest') or None   # the recipe's 3-D post-processing (None: keep every component)
+        self.min_fraction = self.meta['min_fraction'] if self.largest else 0.   # with `largest`: the recipe's `keep_largest(min_fraction=)`
         if self.bs < 1: raise ValueError(f"bs={bs!r}: expected at least 1")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.tfm = aug_preset('none', self.size)
@@ -268,8 +272,9 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
 def __repr__(self:Predictor)->str:
     m, n = self.meta, f"models={len(self.members)}, " if self.members else ''
     k = f"context={self.context}, " if self.context else ''
+    f = f"min_fraction={self.min_fraction}, " if self.min_fraction else ''
     return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, {n}size={self.size}, {k}norm={self.norm!r}, "
-            f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, backend={self.backend!r}, precision={self.precision!r}, "
+            f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, {f}backend={self.backend!r}, precision={self.precision!r}, "
             f"channels_last={self.channels_last}, device={self.device.type!r}, bs={self.bs})")
 
 # %% ../nbs/04_inference.ipynb #f8193f75
@@ -412,7 +417,7 @@ class _MeanRunner:
     def __init__(self, runners:list): self.runners = runners
     def __call__(self, xb:torch.Tensor)->torch.Tensor: return torch.stack([r(xb) for r in self.runners]).mean(0)
 
-_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest')   # what the models of an ensemble must agree on
+_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest', 'min_fraction')   # what the models of an ensemble must agree on
 
 # %% ../nbs/04_inference.ipynb #be832213
 @patch(cls_method=True)
@@ -544,7 +549,7 @@ def iter_predictions(self:Predictor,
     largest:int=None,      # Keep only the `largest` biggest 3-D components of each patient; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
-    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one (see `keep_largest`)
+    min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one (see `keep_largest`); None: the predictor's
 ):                         # Generator of dicts: image, patient, slice, mask (H,W) uint8 0/1, max_probability
     "Predict every slice of `data`, `bs` at a time, yielding one result per slice in table order"
     thr, tta = _check_threshold(ifnone(threshold, self.threshold)), ifnone(tta, self.tta)
@@ -554,6 +559,7 @@ def iter_predictions(self:Predictor,
     if largest is not None and (isinstance(largest, bool) or not isinstance(largest, (int, np.integer)) or largest < 0):
         raise ValueError(f"largest={largest!r}: expected None (the predictor's), 0 (keep all) or a number of components")
     largest = largest or None
+    min_fraction = ifnone(min_fraction, self.min_fraction if largest else 0.)
     _check_min_fraction(min_fraction)
     if min_fraction and largest is None: raise ValueError(f"min_fraction={min_fraction!r} needs `largest` (a number of components to keep)")
     df = slice_table(data, images)             # every argument checked before the first slice is read
@@ -596,7 +602,7 @@ def predict_table(self:Predictor,
     largest:int=None,      # Keep the `largest` biggest 3-D components per patient ; None: the predictor's, 0: all
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
-    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one
+    min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one; None: the predictor's
 )->pd.DataFrame:           # Predictions table (`PRED_COLS`)
     "Predictions table of `data`: one row per slice, masks as RLE at each slice's own size"
     rows = [_pred_row(r) for r in self.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction)]
@@ -612,7 +618,7 @@ def predict_volume(self:Predictor,
     dims:int=2,            # Components for `min_size`: 2 per slice, 3 per volume
     largest:int=None,      # Keep the `largest` biggest 3-D components ; None: the predictor's, 0: all
     proba:bool=False,      # Return probabilities (no threshold or post-processing)
-    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one
+    min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one; None: the predictor's
 )->np.ndarray:             # (D,H,W) uint8 0/1 masks (or float32 probabilities) in slice order
     "Masks of all the slices of one patient, stacked in slice order"
     df = slice_table(folder)
@@ -670,7 +676,7 @@ def predict_to_parquet(
     images=None,           # Image folder of an H2O parquet
     progress:bool=True,    # Show a progress bar
     group_rows:int=1024,   # Rows per parquet row group (rows held in memory before writing)
-    min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one
+    min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one; None: the predictor's
 )->Path:                   # `out_dir/predictions.parquet`
     "Stream predictions of `data` to `out_dir/predictions.parquet` (and PNG masks), in bounded memory"
     out = Path(out_dir)

@@ -108,6 +108,7 @@ class PredictionConfig:
     probability_threshold:float=0.5  # Probability above which a pixel is abnormal
     test_time_augmentations:list[str]=field(default_factory=list)  # horizontal_flip and/or vertical_flip: the default TTA of `predict` and of the validation predictions
     keep_largest:int=0            # Keep only this many largest 3-D components of each patient's predicted volume; 0 keeps all (ours)
+    min_fraction:float=0.         # With keep_largest: also keep every component of at least this fraction of the largest one's volume (ours)
 
 @dataclass
 class TrainingConfig:
@@ -263,6 +264,9 @@ def _check_config(c:Config, where:str)->Config:
     tta = c.prediction.test_time_augmentations
     need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {' and '.join(_TTA_NAMES)}", tta)
     need(c.prediction.keep_largest >= 0, 'prediction.keep_largest', '>= 0 (0 keeps every component)', c.prediction.keep_largest)
+    f = c.prediction.min_fraction
+    need(0 <= f <= 1, 'prediction.min_fraction', 'in [0, 1] (a fraction of the largest component)', f)
+    need(not f or c.prediction.keep_largest, 'prediction.min_fraction', '0 while prediction.keep_largest is 0 (every component is kept)', f)
     need(not t.batch_dice or 'Dice' in t.loss_function or 'Tversky' in t.loss_function, 'training.batch_dice',
          f'false with training.loss_function {t.loss_function} (it has no Dice or Tversky term)', t.batch_dice)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
@@ -912,7 +916,7 @@ def _finish(learn:Learner, cfg:Config, run:Path, fold:int, env:dict):
     c = cfg
     meta = dict(arch=c.architecture.architecture, encoder=c.architecture.backbone, size=c.image.image_height,
                 norm=c.image.image_normalization.lower(), threshold=c.prediction.probability_threshold,
-                tta=tta_mode(c.prediction.test_time_augmentations), largest=c.prediction.keep_largest,
+                tta=tta_mode(c.prediction.test_time_augmentations), largest=c.prediction.keep_largest, min_fraction=c.prediction.min_fraction,
                 context=c.image.context_slices, config=c.to_dict(), fold=fold, run=str(run))
     save_model(learn.model, run/'model.pth', meta)
     preds = validation_predictions(learn, meta)
