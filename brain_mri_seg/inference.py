@@ -188,6 +188,8 @@ def _onnx_bytes(model:nn.Module, size:int, opset:int=17, c:int=3)->bytes:
     return buf.getvalue()
 
 # %% ../nbs/04_inference.ipynb #e9d6a762
+def _is_fraction(v)->bool: return not isinstance(v, bool) and isinstance(v, (int, float, np.number)) and 0 <= v <= 1
+
 def _check_meta(meta:dict, src='Predictor')->dict:
     "`meta` with `size`, `norm` and `threshold` checked"
     if not isinstance(meta, dict): raise DataError(f"{src}: expected a dict with size and norm; got {type(meta).__name__}")
@@ -202,14 +204,14 @@ def _check_meta(meta:dict, src='Predictor')->dict:
         raise DataError(f"{src}: model takes {ch} channels; Predictor feeds {want} (RGB slices, 3, plus the FLAIR of "
                         f"2 x context={ctx} neighbouring slices)")
     t = meta.get('threshold')
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0 <= t <= 1):
+    if t is not None and not _is_fraction(t):
         raise DataError(f"{src}: meta field `threshold` must be a probability between 0 and 1; got {t!r}")
     if meta.get('tta', 'none') not in TTA_MODES:
         raise DataError(f"{src}: meta field `tta` must be one of {', '.join(TTA_MODES)}; got {meta['tta']!r}")
     if (k := meta.get('largest')) is not None and ((k := _as_int(k)) is None or k < 0):
         raise DataError(f"{src}: meta field `largest` must be None or a count of components (0: keep all); got {meta['largest']!r}")
     f = meta.get('min_fraction') or 0.
-    if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not 0 <= f <= 1:
+    if not _is_fraction(f):
         raise DataError(f"{src}: meta field `min_fraction` must be a fraction of the largest component, in [0, 1]; got {f!r}")
     return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch, 'min_fraction': float(f)}
 
