@@ -50,6 +50,7 @@ class ArchitectureConfig:
     weights:str|None=None    # Local encoder weights file used instead of the download (ours)
     encoder_depth:int|None=None            # Encoder stages, 3..5; None: smp's default, 5 (ours)
     decoder_channels:list[int]|None=None   # Unet decoder widths, one per stage; None: smp's default (ours)
+    decoder_attention_type:str|None=None   # Unet/UnetPlusPlus decoder attention: None or 'scse' (smp's spatial and channel squeeze-and-excitation) (ours)
 
 @dataclass
 class AugmentationConfig:
@@ -275,6 +276,9 @@ def _check_config(c:Config, where:str)->Config:
     need(a.encoder_depth is None or 3 <= a.encoder_depth <= 5, 'architecture.encoder_depth', 'None or 3..5', a.encoder_depth)
     need(a.decoder_channels is None or len(a.decoder_channels) == (a.encoder_depth or 5), 'architecture.decoder_channels',
          f'one width per encoder stage ({a.encoder_depth or 5})', a.decoder_channels)
+    need(a.decoder_attention_type in (None, 'scse'), 'architecture.decoder_attention_type', "None or 'scse'", a.decoder_attention_type)
+    need(a.decoder_attention_type is None or a.architecture in ('Unet', 'UnetPlusPlus'), 'architecture.decoder_attention_type',
+         f'None with architecture {a.architecture} (only Unet and UnetPlusPlus decoders have attention)', a.decoder_attention_type)
     need(c.environment.seed >= -1, 'environment.seed', '-1 (draw one) or >= 0', c.environment.seed)
     return c
 
@@ -670,7 +674,8 @@ def _splitter(layers):
 # %% ../nbs/03_train.ipynb #7d3b8593
 def _model_kwargs(cfg:Config)->dict:
     a = cfg.architecture
-    return {k: v for k, v in dict(encoder_depth=a.encoder_depth, decoder_channels=a.decoder_channels).items() if v is not None}
+    kw = dict(encoder_depth=a.encoder_depth, decoder_channels=a.decoder_channels, decoder_attention_type=a.decoder_attention_type)
+    return {k: v for k, v in kw.items() if v is not None}
 
 # %% ../nbs/03_train.ipynb #93f2156f
 def build_learner(cfg:Config,       # Recipe
