@@ -13,6 +13,10 @@ Run folders do not outlive their machine, so the scores can be kept: `--save DIR
 per-patient scores (`per_slice.csv`, `per_patient.csv`, `folds.csv`, about 20 KB a fold to commit), and `--add DIR`
 pools saved scores of folds that have no run folder here with the ones that do (with both, `--save` writes the pooled
 set: `--add DIR --save DIR` completes a saved set with the folds trained here).
+
+`--with FOLDS2 [FOLDS3 ...]` scores ensembles: fold K's held-out patients are predicted by the average of the
+probability maps of `FOLDS/fold_K`, `FOLDS2/fold_K`, ... (`Predictor.ensemble`), e.g. two runs of a fold with
+different seeds.
 """
 import argparse, json, os, warnings
 from pathlib import Path
@@ -42,6 +46,9 @@ def main():
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
     ap.add_argument('--min-fraction', type=float, default=None, help="with --repredict and a largest: also keep components of at least this fraction of the largest (default: the model's recipe)")
+    ap.add_argument('--with', dest='others', nargs='+', default=[], metavar='FOLDS',
+                    help="parent folders of more runs of the same folds: each fold's held-out patients are predicted by the "
+                         "ensemble of its models (implies --repredict; the fold's training minutes are their sum)")
     ap.add_argument('--precision', default='auto', help="with --repredict: 'auto' (the Predictor's default), 'fp32' or 'bf16'")
     ap.add_argument('--save', default=None, help='write per_slice.csv, per_patient.csv and folds.csv of every fold in the table (with --add: those it brought too) to this folder')
     ap.add_argument('--add', default=None, help='a folder written by --save: pool its folds that have no run folder here')
@@ -50,10 +57,16 @@ def main():
     rows, slices, patients = [], [], []
     for d in fold_dirs(a.folds):
         if not (d/'validation_predictions.parquet').is_file(): continue
-        env = json.loads((d/'env.json').read_text())
-        if a.repredict:
+        members = [d] + [Path(o)/d.name for o in a.others]
+        if missing := [str(m) for m in members if not (m/'model.pth').is_file()]:
+            print(f"fold {d.name.split('_')[1]} left out: {', '.join(missing)} has no model.pth (not trained, or still training)\n"); continue
+        envs = [json.loads((m/'env.json').read_text()) for m in members]
+        env = {**envs[0], 'train_seconds': sum(e.get('train_seconds', np.nan) for e in envs)}
+        if a.repredict or a.others:
             from brain_mri_seg.inference import Predictor, holdout_table
-            pred = Predictor.load(d, tta=a.tta, backend='torch', precision=a.precision).predict_table(holdout_table(d, a.data), largest=a.largest, min_fraction=a.min_fraction)
+            kw = dict(tta=a.tta, backend='torch', precision=a.precision)
+            p = Predictor.ensemble(members, **kw) if a.others else Predictor.load(d, **kw)
+            pred = p.predict_table(holdout_table(d, a.data), largest=a.largest, min_fraction=a.min_fraction)
         else: pred = pd.read_parquet(d/'validation_predictions.parquet')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the other folds' patients are not predicted here, by design
