@@ -58,7 +58,7 @@ def main():
     for d in fold_dirs(a.folds):
         if not (d/'validation_predictions.parquet').is_file(): continue
         members = [d] + [Path(o)/d.name for o in a.others]
-        if missing := [str(m) for m in members if not (m/'model.pth').is_file()]:
+        if a.others and (missing := [str(m) for m in members if not (m/'model.pth').is_file()]):
             print(f"fold {d.name.split('_')[1]} left out: {', '.join(missing)} has no model.pth (not trained, or still training)\n"); continue
         envs = [json.loads((m/'env.json').read_text()) for m in members]
         env = {**envs[0], 'train_seconds': sum(e.get('train_seconds', np.nan) for e in envs)}
