@@ -2,11 +2,14 @@
 
     python bench/loader_speed.py [--data ../shared/data/lgg/kaggle_3m] [--step-time-s 2.3] [--aug soft]
     python bench/loader_speed.py --size 128 --aug medium --norm volume --pos-frac 0.5 --p-seq 0.2 --num-workers 1 --context 1
+    python bench/loader_speed.py --size 128 --aug medium --norm volume --pos-frac 0.75 --p-seq 0.2 --context 1 --cache
 
 Prints batches/s of one epoch of `get_dls(...).train` (256x256, bs 16, soft augmentation by default) and the ratio
 step time / batch time; the loader must be at least 5x faster than a step (`--min-ratio`). Without `--step-time-s`,
 a step of a U-Net/ResNet-34 (bf16 autocast on a CPU that supports it, else fp32) is measured, with as many input
 channels as the loader delivers (3, plus 2 per `--context` slice: the 2.5-D input of `image.context_slices`).
+`--cache` reads every image and mask into memory first (`get_dls(cache=True)`, `environment.cache_images`) and prints
+how long that took.
 """
 import os, sys, time
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
@@ -50,6 +53,7 @@ def main(
     batches:int=0,             # Batches to time (0: one full epoch)
     step_time_s:float=None,    # Training step time in seconds (e.g. 2.3); default: measure one
     min_ratio:float=5.,        # Required step time / batch time
+    cache:bool=False,          # Read every image and mask once, into memory, before the epoch (`get_dls(cache=True)`)
 ):
     "Print the training loader's batches/s and its speed ratio to a training step"
     root = Path(__file__).resolve().parents[1]
@@ -59,8 +63,10 @@ def main(
     t = time.perf_counter()
     for f in df.image[:200]: read_image(f)
     t_read = (time.perf_counter() - t) / 200
+    t = time.perf_counter()
     dls = get_dls(df, valid_fold=4, size=size, bs=bs, aug=aug, norm=norm, num_workers=num_workers,
-                  pos_frac=pos_frac, p_seq=p_seq, context=context, device='cpu')
+                  pos_frac=pos_frac, p_seq=p_seq, context=context, device='cpu', cache=cache)
+    t_dls = time.perf_counter() - t
     n = batches or len(dls.train)
     it = iter(dls.train); next(it)                      # warm-up (first batch, worker start-up)
     t = time.perf_counter(); done = 0
@@ -73,7 +79,8 @@ def main(
     ratio = st / dt
     print(f"data             {path} ({len(df)} slices, {df.patient.nunique()} patients; table built in {t_table:.1f} s)")
     print(f"read_image       {t_read*1e3:.2f} ms/slice")
-    print(f"train loader     {size}x{size}, bs {bs}, aug {aug}, norm {norm}, num_workers {num_workers}, "
+    print(f"get_dls          {t_dls:.1f} s ({'reading every image and mask into memory' if cache else 'no cache'}{', with the volume statistics' if norm == 'volume' else ''})")
+    print(f"train loader     {size}x{size}, bs {bs}, aug {aug}, norm {norm}, num_workers {num_workers}, cache {cache}, "
           f"pos_frac {pos_frac}, p_seq {p_seq:g}, context {context} ({context_channels(context)} channels): "
           f"{done} batches, {dt*1e3:.1f} ms/batch ({dt/bs*1e3:.2f} ms/item), {1/dt:.1f} batches/s")
     print(f"training step    {st:.2f} s/step ({'given' if step_time_s is not None else f'measured: smp Unet resnet34, {context_channels(context)} input channels'})")

@@ -7,7 +7,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/datablock.html.md"""
 # %% auto #0
 __all__ = ['AUG_PRESETS', 'NORMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'aug_preset', 'aug_from_json', 'volume_stats',
            'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'context_channels', 'read_context',
-           'SliceDataset', 'SegDataLoader', 'seed_epoch', 'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
+           'SliceDataset', 'cache_images', 'SegDataLoader', 'seed_epoch', 'SeedEpochCallback', 'SegDataLoaders',
+           'get_dls']
 
 # %% ../nbs/01_datablock.ipynb #96f24420
 import os
@@ -148,11 +149,19 @@ def volume_stats(
     return np.stack([lo, np.maximum(hi, lo+1)]).astype(np.float32)
 
 # %% ../nbs/01_datablock.ipynb #4513b1b7
+def _reader(cache:dict|None, read=None):
+    "`read` (default `read_image`), answered from `cache` (path -> decoded array) for the files it holds"
+    read = read or read_image
+    if not cache: return read
+    return lambda f: c if (c := cache.get(str(f))) is not None else read(f)
+
 def patient_stats(
     df:pd.DataFrame,  # Slice table with `patient` and `image` columns
+    cache:dict|None=None,  # Decoded images by path (`cache_images`); the others are read from disk
 )->dict:              # patient -> `volume_stats` of all its slices
     "`volume_stats` of every patient in `df`, reading each image once"
-    return {p: volume_stats(read_image(f) for f in g['image']) for p, g in df.groupby('patient', sort=False)}
+    rd = _reader(cache)
+    return {p: volume_stats(rd(f) for f in g['image']) for p, g in df.groupby('patient', sort=False)}
 
 # %% ../nbs/01_datablock.ipynb #1a11e3b8
 def _widen(v:np.ndarray, c:int)->np.ndarray:
@@ -219,11 +228,12 @@ def context_channels(k:int)->int:
 def read_context(
     image:str|Path,   # The slice's image file
     neighbours:list,  # Its neighbours' image files (a value of `context_images`)
+    read=read_image,  # Reads one image file, e.g. from a cache
 )->np.ndarray:        # (H,W,3+len(neighbours)) uint8
     "`read_image(image)` with the FLAIR channel (1) of each neighbour appended"
-    img, fl = read_image(image), []
+    img, fl = read(image), []
     for f in neighbours:
-        n = img if str(f) == str(image) else read_image(f)
+        n = img if str(f) == str(image) else read(f)
         if n.shape != img.shape:
             raise DataError(f"{f}: neighbouring slice of {image} is {n.shape[1]}x{n.shape[0]}, the slice {img.shape[1]}x{img.shape[0]}; "
                             "context slices need one size per volume")
@@ -247,16 +257,17 @@ class SliceDataset(torch.utils.data.Dataset):
         stats:dict|None=None,  # patient -> `volume_stats`, for norm='volume'
         p_seq:float=0.,   # Sequence-substitution probability (needs seeded indices)
         context:dict|None=None,  # image -> neighbour images (`context_images`), appended as FLAIR channels; None: the slice alone
+        cache:dict|None=None,  # Decoded images and masks by path (`cache_images`); the others are read from disk
     ):
         if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
-        self.df, self.tfm, self.norm, self.p_seq, self.context = df.reset_index(drop=True), tfm, norm, p_seq, context
+        self.df, self.tfm, self.norm, self.p_seq, self.context, self.cache = df.reset_index(drop=True), tfm, norm, p_seq, context, cache
         self.images = self.df['image'].astype(str).tolist()
         self.masks = [str(o) if isinstance(o, (str, Path)) and str(o) else None
                       for o in (self.df['mask'] if 'mask' in self.df else [None]*len(self.df))]
         self.pos = (self.df['abnormal_pixels'].to_numpy() > 0) if 'abnormal_pixels' in self.df else None
         self.stats = None
         if norm == 'volume':
-            st = stats if stats is not None else patient_stats(self.df)
+            st = stats if stats is not None else patient_stats(self.df, cache)
             self.stats = [st[p] for p in self.df['patient']]
     def __len__(self): return len(self.images)
 
@@ -265,8 +276,9 @@ class SliceDataset(torch.utils.data.Dataset):
 def load(self:SliceDataset, i:int):
     "Image (H,W,C) uint8 (C = 3 plus the context channels) and mask (H,W) uint8 0/1 of row `i`"
     f = self.images[i]
-    img = read_image(f) if self.context is None else read_context(f, self.context[f])
-    msk = read_mask(self.masks[i]) if self.masks[i] else load_mask(self.df.iloc[i], shape=img.shape[:2])
+    rd = _reader(self.cache)
+    img = rd(f) if self.context is None else read_context(f, self.context[f], rd)
+    msk = _reader(self.cache, read_mask)(self.masks[i]) if self.masks[i] else load_mask(self.df.iloc[i], shape=img.shape[:2])
     return img, msk
 
 # %% ../nbs/01_datablock.ipynb #e829ff20
@@ -283,6 +295,16 @@ def __getitem__(self:SliceDataset, i):
     r = self.tfm(image=img, mask=msk)
     x = norm_image(r['image'], self.norm, st)
     return x, torch.from_numpy(r['mask'][None].astype(np.float32))
+
+# %% ../nbs/01_datablock.ipynb #a77e9d7a
+def cache_images(
+    df:pd.DataFrame,  # Slice table: `image`, and `mask` files if it has them
+)->dict:              # path (str) -> read-only (H,W,3) uint8 image or (H,W) 0/1 mask
+    "Every image and mask file of `df`, read once into memory (`read_image`, `read_mask`)"
+    out = {str(f): read_image(f) for f in df['image']}
+    if 'mask' in df: out.update({str(m): read_mask(m) for m in df['mask'] if isinstance(m, (str, Path)) and str(m)})
+    for v in out.values(): v.flags.writeable = False   # shared by the items and the workers: never changed in place
+    return out
 
 # %% ../nbs/01_datablock.ipynb #a7c177c5
 class SegDataLoader(DataLoader):
@@ -422,6 +444,7 @@ def get_dls(
     patch:int=0,       # Train on random `patch`-pixel squares of the augmented `size` slices (one of a tumour slice holds tumour); 0: whole slices
     drop_last:bool=True,  # Drop the last incomplete training batch (the seed's `drop_last_batch`)
     val_bs:int|None=None, # Validation batch size; None: `bs`
+    cache:bool=False,  # Read every image and mask once, into memory (`cache_images`), instead of in every epoch
     device=None,       # Device of the batches; None: fastai's `default_device()`
 )->SegDataLoaders:     # `train` (shuffled, augmented, cut to patches) and `valid` (table order, whole slices resized only)
     "Training and validation `DataLoaders` of slice table `df`, validating on fold `valid_fold`"
@@ -429,7 +452,8 @@ def get_dls(
     if patch and (isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or not 8 <= patch <= size):
         raise ValueError(f"patch must be 0 (whole slices) or an int from 8 to size={size} (pixels), got {patch!r}")
     df = _check_table(df, valid_fold, positive_only or pos_frac is not None)
-    stats = patient_stats(df) if norm == 'volume' else None  # whole volumes, before positive_only
+    imgs = cache_images(df) if cache else None   # every slice: the volume statistics and neighbours need them
+    stats = patient_stats(df, imgs) if norm == 'volume' else None  # whole volumes, before positive_only
     ctx = context_images(df, context) if context else None
     if positive_only: df = df[df['abnormal_pixels'] > 0]
     if seed is None: seed = int(torch.randint(0, 2**31, ()).item())
@@ -437,8 +461,8 @@ def get_dls(
     if len(trn) < bs or len(val) == 0:
         raise DataError(f"valid_fold={valid_fold} leaves {len(trn)} training and {len(val)} validation slices; "
                         f"need at least bs={bs} and 1")
-    tds = SliceDataset(trn, _train_tfm(aug, size, patch), norm, stats, p_seq, ctx)
-    vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats, context=ctx)
+    tds = SliceDataset(trn, _train_tfm(aug, size, patch), norm, stats, p_seq, ctx, imgs)
+    vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats, context=ctx, cache=imgs)
     tdl = SegDataLoader(tds, seed=seed, pos_frac=pos_frac, bs=bs, shuffle=True, drop_last=drop_last, num_workers=num_workers)
     vdl = SegDataLoader(vds, seed=seed, bs=val_bs or bs, shuffle=False, drop_last=False, num_workers=num_workers)
     return SegDataLoaders(tdl, vdl, device=default_device() if device is None else device)

@@ -9,7 +9,7 @@ __all__ = ['HUB_TIMEOUT', 'LAYOUT_MIN_SECONDS', 'WeightsError', 'seg_model', 'lo
            'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss', 'BCETverskyLoss', 'get_loss', 'iou_score',
            'dice_score', 'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16', 'pick_precision',
            'ChannelsLastCallback', 'BF16Callback', 'time_layouts', 'faster_channels_last', 'pick_channels_last',
-           'seg_splitter', 'seg_learner', 'save_model', 'load_model']
+           'seg_splitter', 'seg_learner', 'EMACallback', 'save_model', 'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -563,6 +563,7 @@ def seg_learner(
     weights:str|Path=None,       # Local encoder weights file
     grad_clip:float=0.,          # Clip the gradient norm to this; 0: no clipping
     grad_accum:int=1,            # Accumulate gradients over this many batches
+    ema:float=0.,                # Decay of `EMACallback`'s weight average (e.g. 0.999); 0: none
     thresh:float=0.5,            # Probability threshold of the metrics and `decodes`
     in_channels:int=3,           # Image channels
     model:nn.Module=None,        # A ready model (e.g. from `load_model`) instead of building `arch`/`encoder`
@@ -580,7 +581,7 @@ def seg_learner(
     if channels_last is None: channels_last, times = pick_channels_last(prec, dls.device, model, _batch_shape(dls) if prec == 'fp32' else None)
     learn = Learner(dls, model, loss_func=loss_func, opt_func=partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True)), lr=lr, wd=wd,
                     metrics=_seg_metrics(dls, thresh), splitter=seg_splitter,
-                    cbs=L(cbs) + _train_cbs(dls, prec, channels_last, grad_clip, grad_accum), **kwargs)
+                    cbs=L(cbs) + _train_cbs(dls, prec, channels_last, grad_clip, grad_accum, ema), **kwargs)
     learn.precision, learn.weights_source = prec, getattr(model, 'weights_source', 'unknown')
     learn.channels_last, learn.layout_seconds = bool(channels_last), times
     return learn
@@ -602,15 +603,73 @@ def _batch_shape(dls)->tuple|None:
     except Exception: return None
     return (dls.train.bs, *x.shape) if isinstance(x, Tensor) and x.ndim == 3 else None
 
-def _train_cbs(dls, prec:str, channels_last:bool, grad_clip:float, grad_accum:int)->list:
-    "Precision and layout, gradient clipping and accumulation callbacks"
+def _train_cbs(dls, prec:str, channels_last:bool, grad_clip:float, grad_accum:int, ema:float=0.)->list:
+    "Precision and layout, gradient clipping and accumulation, and weight-averaging callbacks"
     cbs, cpu = [], torch.device(dls.device).type == 'cpu'
     if prec == 'fp16': cbs.append(MixedPrecision())
     if prec == 'bf16': cbs.append(BF16Callback(channels_last) if cpu else MixedPrecision(amp_mode='bf16'))
     if prec == 'fp32' and channels_last: cbs.append(ChannelsLastCallback())
     if grad_clip > 0: cbs.append(GradientClip(grad_clip))
     if grad_accum > 1: cbs.append(GradientAccumulation(int(grad_accum)*dls.train.bs))
+    if ema: cbs.append(EMACallback(ema))
     return cbs
+
+# %% ../nbs/02_learner.ipynb #9d2c4179
+def _unwrap(m:nn.Module)->nn.Module: return m.module if isinstance(m, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else m
+
+class EMACallback(Callback):
+    "Exponential moving average of the weights and BN statistics over a fit: validated on, and the model's at the end"
+    order = MixedPrecision.order + 50  # after the callbacks that move the weights to their device, layout or DDP wrapper
+    def __init__(self, decay:float=0.999):  # Weight of the old average at each step; it spans about 1/(1-decay) steps
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
+            raise ValueError(f"EMA decay must be a number in (0, 1), got {decay!r}")
+        self.decay, self.avg, self.n, self.resumed = float(decay), None, 0, False
+    def _sd(self)->dict: return _unwrap(self.learn.model).state_dict()
+    def before_fit(self):
+        sd, self.steps, self._live, self._go = self._sd(), 0, None, False
+        if not self.resumed: self.avg, self.n = {k: v.detach().clone() for k, v in sd.items()}, 0
+        else: self.avg = {k: v.to(sd[k].device) for k, v in self.avg.items()}
+        self.resumed = False
+    def before_step(self): self._go = True          # not reached when an earlier callback cancels the step
+    def after_cancel_step(self): self._go = False   # e.g. `GradientAccumulation` between its steps
+    def after_step(self):
+        if not self._go: return
+        self._go, d = False, min(self.decay, self.n/(self.n + 1))
+        sd = self._sd()
+        with torch.no_grad():
+            fl = [k for k, v in sd.items() if v.is_floating_point()]
+            torch._foreach_lerp_([self.avg[k] for k in fl], [sd[k] for k in fl], 1 - d)
+            for k, v in sd.items():
+                if not v.is_floating_point(): self.avg[k].copy_(v)
+        self.n, self.steps = self.n + 1, self.steps + 1
+
+# %% ../nbs/02_learner.ipynb #5633c2c6
+@patch
+def _load(self:EMACallback, sd:dict):
+    with torch.no_grad():
+        for k, v in self._sd().items(): v.copy_(sd[k])
+
+@patch
+def before_validate(self:EMACallback):
+    if self.steps: self._live = {k: v.detach().clone() for k, v in self._sd().items()}; self._load(self.avg)
+
+@patch
+def after_validate(self:EMACallback):
+    if self._live is not None: self._load(self._live); self._live = None
+
+@patch
+def after_fit(self:EMACallback):
+    if self.steps: self._load(self.avg)
+
+@patch
+def state_dict(self:EMACallback)->dict:
+    "The average and its step count, for a checkpoint"
+    return dict(decay=self.decay, n=self.n, avg=self.avg)
+
+@patch
+def load_state_dict(self:EMACallback, st:dict):
+    "Continue the average saved by `state_dict` in the next fit (a resumed run)"
+    self.avg, self.n, self.resumed = {k: v.detach().clone() for k, v in st['avg'].items()}, int(st['n']), True
 
 # %% ../nbs/02_learner.ipynb #faf610f1
 def _jsonable(o):

@@ -32,7 +32,7 @@ from fastcore.basics import noop
 from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
-from .learner import seg_learner, save_model, get_loss
+from .learner import seg_learner, save_model, get_loss, _unwrap
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid
 
@@ -84,6 +84,7 @@ class EnvironmentConfig:
     mixed_precision_training:bool=True    # Train in bf16/fp16 where the hardware has it (see `training.precision`)
     mixed_precision_inference:bool=False  # The seed's; not used: `Predictor(precision=)` / `predict --precision` choose (`auto` as training)
     number_of_workers:int=4               # DataLoader worker processes
+    cache_images:bool=False               # Read every image and mask once, into memory, instead of in every epoch (ours; `get_dls(cache=)`)
     seed:int=42                           # -1 draws a seed, which is written to the run's `config.yaml`
 
 @dataclass
@@ -122,6 +123,7 @@ class TrainingConfig:
     drop_last_batch:bool=True     # Drop the last incomplete training batch
     grad_accumulation:int=1       # Batches per optimizer step
     gradient_clip:float=0.        # Max gradient norm; 0 disables clipping
+    ema_decay:float=0.            # Decay of an exponential moving average of the weights, validated on and kept (e.g. 0.999); 0: none (ours)
     loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky
     batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice or Tversky term) (ours)
     tversky_beta:float=0.7        # Tversky losses: weight of missed tumour pixels, false positives weigh 1 - tversky_beta (ours)
@@ -270,6 +272,7 @@ def _check_config(c:Config, where:str)->Config:
     need(not f or c.prediction.keep_largest, 'prediction.min_fraction', '0 while prediction.keep_largest is 0 (every component is kept)', f)
     need(not t.batch_dice or 'Dice' in t.loss_function or 'Tversky' in t.loss_function, 'training.batch_dice',
          f'false with training.loss_function {t.loss_function} (it has no Dice or Tversky term)', t.batch_dice)
+    need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
     a = c.architecture
@@ -405,7 +408,7 @@ PRESETS = {
     'h2o': {'architecture.architecture': 'Unet', 'architecture.backbone': 'resnet34', 'architecture.pretrained': False,
             'augmentation.augmentations_strategy': 'Soft', 'dataset.folds': [4], 'dataset.n_folds': 5,
             'dataset.group_fold_column': 'patient', 'dataset.positive_only': True, 'dataset.pos_frac': None,
-            'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 4,
+            'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 4, 'environment.cache_images': True,
             'image.image_height': 256, 'image.image_width': 256, 'image.image_normalization': 'Simple',
             'prediction.probability_threshold': 0.5, 'training.loss_function': 'BCEDice', 'training.optimizer': 'AdamW',
             'training.learning_rate': 1e-3, 'training.weight_decay': 0., 'training.schedule': 'Cosine',
@@ -413,7 +416,7 @@ PRESETS = {
     'lgg-cpu': {'architecture.architecture': 'Unet', 'architecture.backbone': 'resnet34', 'architecture.pretrained': False,
                 'augmentation.augmentations_strategy': 'Medium', 'augmentation.sequence_substitution': 0.2, 'dataset.folds': [4], 'dataset.n_folds': 5,
                 'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.75,
-                'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1,
+                'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1, 'environment.cache_images': True,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
                 'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'],
                 'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
@@ -541,8 +544,6 @@ class NaNStopCallback(Callback):
         raise CancelFitException()
 
 # %% ../nbs/03_train.ipynb #ba2a6d0a
-def _unwrap(m:nn.Module)->nn.Module: return m.module if isinstance(m, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else m
-
 def _metric_col(name:str)->str:
     "metrics.csv column of a fastai metric name"
     n = name.lower()
@@ -606,6 +607,7 @@ def save(self:RunFolderCallback, epoch:int):
     scaler = getattr(self.learn, 'scaler', None)
     st = dict(format=1, epoch=epoch, model=_unwrap(self.model).state_dict(), opt=self.opt.state_dict() if self.opt else None,
               scaler=scaler.state_dict() if scaler is not None else None, rows=self.rows, best=self.best,
+              ema=ema.state_dict() if (ema := getattr(self.learn, 'ema', None)) is not None else None,
               rng=_rng_state(), **(self.extra or {}))
     atomic_write(self.folder/'checkpoint.pth', lambda p: torch.save(st, p))
 
@@ -690,13 +692,13 @@ def build_learner(cfg:Config,       # Recipe
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
                   p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices,
-                  patch=c.image.patch_size)
+                  patch=c.image.patch_size, cache=c.environment.cache_images)
     kw = dict(batch=True) if t.batch_dice else {}
     if 'Tversky' in t.loss_function: kw.update(alpha=1 - t.tversky_beta, beta=t.tversky_beta)
     loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **kw)
     learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=loss,
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
-                        weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation,
+                        weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation, ema=t.ema_decay,
                         thresh=c.prediction.probability_threshold, model_kwargs=_model_kwargs(c),
                         in_channels=context_channels(c.image.context_slices), channels_last=channels_last)
     if t.differential_learning_rate_layers:
@@ -869,6 +871,7 @@ def _run_fit(learn:Learner, cfg:Config, run:Path, fold:int, ck:dict|None, env:di
     if ck:
         learn.model.load_state_dict(ck['model']); learn.create_opt()
         if ck['opt'] is not None: learn.opt.load_state_dict(ck['opt'])
+        if ck.get('ema') is not None and hasattr(learn, 'ema'): learn.ema.load_state_dict(ck['ema'])
         _set_rng_state(ck['rng'])
     if not (rank0 and cfg.logging.progress):
         learn.remove_cb(ProgressCallback); learn.logger = noop
