@@ -1,6 +1,6 @@
 """Weight averages of several horizons on one training run: a paired comparison with the live weights.
 
-    python bench/ema_decays.py --fold K [--out runs/ema] [--decays 0.998,0.9995]
+    python bench/ema_decays.py K [--out runs/ema] [--decays 0.998,0.9995]
     python bench/accuracy.py runs/ema --save bench/scores/ema999          # the run's own model (decay 0.999)
     python bench/accuracy.py runs/ema_live --repredict --save bench/scores/ema_live
     python bench/accuracy.py runs/ema_998 --repredict --save bench/scores/ema998
