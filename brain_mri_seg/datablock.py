@@ -452,10 +452,11 @@ def get_dls(
     if patch and (isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or not 8 <= patch <= size):
         raise ValueError(f"patch must be 0 (whole slices) or an int from 8 to size={size} (pixels), got {patch!r}")
     df = _check_table(df, valid_fold, positive_only or pos_frac is not None)
-    imgs = cache_images(df) if cache else None   # every slice: the volume statistics and neighbours need them
+    kept = df[df['abnormal_pixels'] > 0] if positive_only else df
+    imgs = cache_images(df if norm == 'volume' or context else kept) if cache else None   # whole volumes only where they are read
     stats = patient_stats(df, imgs) if norm == 'volume' else None  # whole volumes, before positive_only
     ctx = context_images(df, context) if context else None
-    if positive_only: df = df[df['abnormal_pixels'] > 0]
+    df = kept
     if seed is None: seed = int(torch.randint(0, 2**31, ()).item())
     trn, val = df[df['fold'] != valid_fold], df[df['fold'] == valid_fold]
     if len(trn) < bs or len(val) == 0:
