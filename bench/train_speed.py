@@ -8,6 +8,7 @@ back-to-back pairs), the matmul ceiling of the dtype `auto` uses,
 and a last line
 `RESULT capability=... chosen=... speedup=... best_ratio=... ceiling_fraction=... fastai_overhead=...`.
 Shared machines are noisy: every ratio is measured side by side in this one run.
+On CUDA it also times bf16 (where supported) and each path again with cuDNN autotuning (`cudnn.benchmark`).
 """
 import argparse, os, time, platform, contextlib
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
@@ -23,7 +24,10 @@ from brain_mri_seg.learner import seg_model, BCEDiceLoss, cpu_has_native_bf16, p
 
 def paths(device):
     "(name, dtype or None, channels_last) for each path this hardware offers"
-    if device.type == 'cuda': return [('fp32', None, False), ('fp16', torch.float16, False), ('fp16+CL', torch.float16, True)]
+    if device.type == 'cuda':
+        ps = [('fp32', None, False), ('fp16', torch.float16, False), ('fp16+CL', torch.float16, True)]
+        if torch.cuda.is_bf16_supported(): ps += [('bf16', torch.bfloat16, False), ('bf16+CL', torch.bfloat16, True)]
+        return ps
     ps = [('fp32', None, False), ('fp32+CL', None, True)]
     if cpu_has_native_bf16(): ps += [('bf16', torch.bfloat16, False), ('bf16+CL', torch.bfloat16, True)]
     return ps   # without native bf16, bf16 is emulated (~13x slower than fp32): not a path this CPU offers
@@ -92,10 +96,13 @@ def fastai_step(bats, device, channels_last):
     return float(np.diff(t.ts).mean()), learn.precision
 
 
-def matmul_ceiling(dtype, device, n=4096, reps=10):
+def matmul_ceiling(dtype, device, n=None, reps=None):
     "GFLOP/s of an n x n matmul in `dtype` (the dtype the chosen path computes convolutions in)"
+    cuda = device.type == 'cuda'
+    n, reps = n or (8192 if cuda else 4096), reps or (50 if cuda else 10)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2): a @ b
+    for _ in range(3): a @ b
+    if cuda: torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(reps): a @ b
     if device.type == 'cuda': torch.cuda.synchronize()
@@ -109,6 +116,9 @@ def train_flops(size, bs=16):
     with FlopCounterMode(display=False) as fc:
         F.binary_cross_entropy_with_logits(model(x), y).backward()
     return fc.get_total_flops()
+
+
+def fmt(t): return f"{t:.3f}" if t < 1 else f"{t:.2f}"   # a GPU step takes milliseconds
 
 
 def main():
@@ -135,6 +145,14 @@ def main():
                 t = time_path(bats, size, name, dtype, cl, device)
                 res[size, name] = min(res.get((size, name), float('inf')), t)
                 print(f"  {size}px {name:8s} round {r+1}: {t:.3f} s/step", flush=True)
+    if device.type == 'cuda':   # fastai leaves cudnn.benchmark off; how much would autotuning give?
+        torch.backends.cudnn.benchmark = True
+        for size in sizes:
+            bats = batches(df, size, a.steps + 1)
+            for name, dtype, cl in paths(device):
+                t = min(time_path(bats, size, name, dtype, cl, device) for _ in range(a.rounds))
+                print(f"  {size}px {name:8s} cudnn.benchmark=True: {t:.3f} s/step (off: {res[size, name]:.3f})", flush=True)
+        torch.backends.cudnn.benchmark = False
     bats = batches(df, sizes[0], a.steps + 1)
     name, dtype, cl = next(p for p in paths(device) if p[0] == chosen[sizes[0]])
     f = lambda: fastai_step(bats, device, cl)[0]
@@ -153,7 +171,7 @@ def main():
     print("\n| size | " + " | ".join(p[0] for p in paths(device)) + " | auto |")
     print("|---|" + "---|"*(len(paths(device)) + 1))
     for size in sizes:
-        print(f"| {size} | " + " | ".join(f"{res[size, p[0]]:.2f}" for p in paths(device)) + f" | {res[size, chosen[size]]:.2f} |")
+        print(f"| {size} | " + " | ".join(fmt(res[size, p[0]]) for p in paths(device)) + f" | {fmt(res[size, chosen[size]])} |")
     best = min(res[sizes[0], p[0]] for p in paths(device))
     auto = res[sizes[0], chosen[sizes[0]]]
     speedup, best_ratio, ceiling_fraction = res[sizes[0], 'fp32'] / auto, best / auto, flops / auto / (ceil*1e9)

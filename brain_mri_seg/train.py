@@ -133,7 +133,7 @@ class TrainingConfig:
     warmup_epochs:float=0.        # Linear warm-up from 0 before Cosine/Linear/Constant
     weight_decay:float=0.         # Decoupled weight decay
     precision:str='auto'          # auto, fp32, bf16 or fp16 (ours); auto uses `environment.mixed_precision_training`
-    memory_format:str='auto'      # auto, contiguous or channels_last (ours); auto: channels-last for bf16 on a CPU, timed for fp32 (`pick_channels_last`)
+    memory_format:str='auto'      # auto, contiguous or channels_last (ours); auto: channels-last for bf16 on a CPU and fp16/bf16 on CUDA, timed for fp32 on a CPU (`pick_channels_last`)
 
 # %% ../nbs/03_train.ipynb #54120711
 @dataclass
