@@ -1,5 +1,13 @@
-"""Run a notebook's code cells in order, as nbdev-test does, where nbdev/IPython are not installed (GPU machine).
-Usage: python run_nb.py NB.ipynb [skip flags...]  (default skip: notest slow; `cuda` cells run)"""
+"""Run a notebook's code cells in order, as `nbdev-test` does, on a machine without nbdev or IPython (the lent GPU).
+
+nbdev's runner needs execnb and IPython, which the GPU machine's image lacks and which would travel as a dozen more
+wheels; this runs the cells in one module namespace (`__main__`, as nbdev's does, so `mock.patch(f'{__name__}.x')`
+works), skips cells flagged with a skip flag, `#| eval: false` or the export cell, and stands in no-ops for
+`show_doc` and `IPython.display` where those are missing. The first failing cell stops it with its traceback.
+
+Usage: python bench/gpu/run_nb.py nbs/NB.ipynb [skip flags...]   (default skip: notest slow, so `cuda` cells run)
+FORCE_STUB=1 uses the stand-ins even where nbdev and IPython are installed (to try it on a CPU machine).
+"""
 import sys, json, re, types, time, traceback, os
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1'); os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import matplotlib; matplotlib.use('Agg')
