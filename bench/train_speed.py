@@ -105,7 +105,7 @@ def matmul_ceiling(dtype, device, n=None, reps=None):
     if cuda: torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(reps): a @ b
-    if device.type == 'cuda': torch.cuda.synchronize()
+    if cuda: torch.cuda.synchronize()
     return 2*n**3*reps / (time.perf_counter() - t) / 1e9
 
 
@@ -137,9 +137,9 @@ def main():
     print(f"# Training speed: smp Unet-resnet34, batch 16, {device.type}, capability {cap}, "
           f"native bf16 {cpu_has_native_bf16()}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
     print("auto chooses: " + ", ".join(f"{chosen[s]} at {s}px" for s in sizes) + "\n")
-    res = {}
+    res, bats_of = {}, {size: batches(df, size, a.steps + 1) for size in sizes}   # every measurement takes the same batches
     for size in sizes:
-        bats = batches(df, size, a.steps + 1)
+        bats = bats_of[size]
         for r in range(a.rounds):            # rounds interleave the paths; each path keeps its fastest round
             for name, dtype, cl in paths(device):
                 t = time_path(bats, size, name, dtype, cl, device)
@@ -148,12 +148,11 @@ def main():
     if device.type == 'cuda':   # fastai leaves cudnn.benchmark off; how much would autotuning give?
         torch.backends.cudnn.benchmark = True
         for size in sizes:
-            bats = batches(df, size, a.steps + 1)
             for name, dtype, cl in paths(device):
-                t = min(time_path(bats, size, name, dtype, cl, device) for _ in range(a.rounds))
+                t = min(time_path(bats_of[size], size, name, dtype, cl, device) for _ in range(a.rounds))
                 print(f"  {size}px {name:8s} cudnn.benchmark=True: {t:.3f} s/step (off: {res[size, name]:.3f})", flush=True)
         torch.backends.cudnn.benchmark = False
-    bats = batches(df, sizes[0], a.steps + 1)
+    bats = bats_of[sizes[0]]
     name, dtype, cl = next(p for p in paths(device) if p[0] == chosen[sizes[0]])
     f = lambda: fastai_step(bats, device, cl)[0]
     g = lambda: time_path(bats, sizes[0], name, dtype, cl, device)

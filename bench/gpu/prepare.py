@@ -32,8 +32,7 @@ def h2o_data(data:Path, out:Path):
     t = pd.read_parquet(pq)
     names = []
     for n in t.image:
-        src = out/'images'/n
-        if src.suffix == '.webp': names.append(n); continue
+        src = out/'images'/n        # `to_h2o` copied the original TIFF
         im = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
         dst = src.with_suffix('.webp')
         if not cv2.imwrite(str(dst), im, [cv2.IMWRITE_WEBP_QUALITY, 101]): raise OSError(f"{dst}: WebP encoding failed")
