@@ -6,10 +6,10 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/learner.html.md"""
 
 # %% auto #0
 __all__ = ['HUB_TIMEOUT', 'LAYOUT_MIN_SECONDS', 'WeightsError', 'seg_model', 'load_encoder_weights', 'SegBCELoss', 'DiceLoss',
-           'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss', 'BCETverskyLoss', 'get_loss', 'iou_score',
-           'dice_score', 'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16', 'pick_precision',
-           'ChannelsLastCallback', 'BF16Callback', 'time_layouts', 'faster_channels_last', 'pick_channels_last',
-           'seg_splitter', 'seg_learner', 'EMACallback', 'save_model', 'load_model']
+           'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss', 'BCETverskyLoss', 'LovaszLoss', 'BCELovaszLoss',
+           'get_loss', 'iou_score', 'dice_score', 'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16',
+           'pick_precision', 'ChannelsLastCallback', 'BF16Callback', 'time_layouts', 'faster_channels_last',
+           'pick_channels_last', 'seg_splitter', 'seg_learner', 'EMACallback', 'save_model', 'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -246,6 +246,20 @@ def _tversky_loss(pred:Tensor, targ:Tensor, alpha:float, beta:float, smooth:floa
     tp, ps, ts = _soft_sums(pred, targ, batch)   # FP = Σp - TP, FN = Σt - TP
     return 1 - (tp + smooth) / (tp + alpha*(ps - tp) + beta*(ts - tp) + smooth)
 
+def _lovasz_grad(gt_sorted:Tensor)->Tensor:
+    "Gradient of the Lovász extension of 1 - IoU at errors sorted in decreasing order (Berman et al. 2018, eq. 8)"
+    gts = gt_sorted.sum()
+    jac = 1 - (gts - gt_sorted.cumsum(0)) / (gts + (1 - gt_sorted).cumsum(0))
+    return torch.cat([jac[:1], jac[1:] - jac[:-1]])
+
+def _lovasz_hinge(pred:Tensor, targ:Tensor, batch:bool=False)->Tensor:
+    "Lovász hinge of logits `pred` against 0/1 `targ`: per image, shape (B,), or of the whole batch (`batch`), shape (1,)"
+    p, t = pred.flatten(1), targ.flatten(1)
+    if batch: p, t = p.reshape(1, -1), t.reshape(1, -1)
+    errs = 1 - p*(2*t - 1)                                  # hinge errors of the margins
+    srt, perm = torch.sort(errs, dim=1, descending=True)
+    return torch.stack([torch.dot(F.relu(e), _lovasz_grad(g[o])) for e, g, o in zip(srt, t, perm)])
+
 # %% ../nbs/02_learner.ipynb #777c3535
 class SegBCELoss(_SegLoss):
     "Binary cross-entropy on logits, averaged over the pixels of each image"
@@ -323,17 +337,36 @@ class BCETverskyLoss(TverskyLoss):
         super().__init__(alpha, beta, smooth, batch, reduction, thresh); store_attr('bce_weight,tversky_weight')
     def per_image(self, pred, targ): return self.bce_weight*_bce(pred, targ) + self.tversky_weight*self._tversky(pred, targ)
 
+# %% ../nbs/02_learner.ipynb #246b0990
+class LovaszLoss(_SegLoss):
+    "Lovász hinge of the logits: a convex surrogate of 1 - IoU, per image or over the batch"
+    def __init__(self,
+        batch:bool=False,        # One index over all pixels of the batch instead of one per image, see `DiceLoss`
+        reduction:str='mean',    # 'mean', 'sum' or 'none' (per image)
+        thresh:float=0.5,        # `decodes` threshold on probabilities
+    ): super().__init__(reduction, thresh); store_attr('batch')
+    def _lovasz(self, pred, targ): return _lovasz_hinge(pred, targ, self.batch and self.reduction != 'none')
+    def per_image(self, pred, targ): return self._lovasz(pred, targ)
+
+# %% ../nbs/02_learner.ipynb #90e9fa8e
+class BCELovaszLoss(LovaszLoss):
+    "BCE on logits plus the Lovász hinge: `BCEDiceLoss` with the Dice term replaced by an IoU surrogate"
+    def __init__(self, bce_weight:float=1., lovasz_weight:float=1., batch:bool=False, reduction:str='mean', thresh:float=0.5):
+        super().__init__(batch, reduction, thresh); store_attr('bce_weight,lovasz_weight')
+    def per_image(self, pred, targ): return self.bce_weight*_bce(pred, targ) + self.lovasz_weight*self._lovasz(pred, targ)
+
 # %% ../nbs/02_learner.ipynb #e5299a99
 _LOSSES = {'bcedice': BCEDiceLoss, 'dice': DiceLoss, 'bce': SegBCELoss, 'segbce': SegBCELoss,
-           'focal': FocalLoss, 'focaldice': FocalDiceLoss, 'tversky': TverskyLoss, 'bcetversky': BCETverskyLoss}
+           'focal': FocalLoss, 'focaldice': FocalDiceLoss, 'tversky': TverskyLoss, 'bcetversky': BCETverskyLoss,
+           'lovasz': LovaszLoss, 'bcelovasz': BCELovaszLoss}
 
 def get_loss(
-    name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice'; ours: 'Tversky', 'BCETversky' (case, '_', '-' and 'Loss' ignored)
+    name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice'; ours: 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz' (case, '_', '-' and 'Loss' ignored)
     **kwargs   # Passed to the loss class, e.g. `reduction`, `thresh`
 ):
     "The loss named `name`, as in the seed config's `training.loss_function`"
     key = re.sub(r'[^a-z]', '', str(name).lower()).removesuffix('loss')
-    if key not in _LOSSES: raise ValueError(f"Unknown loss {name!r}: choose one of 'BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky'")
+    if key not in _LOSSES: raise ValueError(f"Unknown loss {name!r}: choose one of 'BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz'")
     return _LOSSES[key](**kwargs)
 
 # %% ../nbs/02_learner.ipynb #18ccf7ad

@@ -124,8 +124,8 @@ class TrainingConfig:
     grad_accumulation:int=1       # Batches per optimizer step
     gradient_clip:float=0.        # Max gradient norm; 0 disables clipping
     ema_decay:float=0.            # Decay of an exponential moving average of the weights, validated on and kept (e.g. 0.999); 0: none (ours)
-    loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky
-    batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice or Tversky term) (ours)
+    loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky, Lovasz, BCELovasz
+    batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice, Tversky or Lovasz term) (ours)
     tversky_beta:float=0.7        # Tversky losses: weight of missed tumour pixels, false positives weigh 1 - tversky_beta (ours)
     optimizer:str='AdamW'         # AdamW (PyTorch's, as the seed)
     save_best_checkpoint:bool=False  # Keep the epoch with the best `prediction.metric` instead of the last
@@ -165,7 +165,7 @@ _CHOICES = {
     'dataset.group_fold_column': ('patient', 'image', 'mask', 'rle_mask', None),
     'image.image_normalization': ('Simple', 'ImageNet', 'Volume'),
     'prediction.metric': ('IoU', 'Dice'),
-    'training.loss_function': ('BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky'),
+    'training.loss_function': ('BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz'),
     'training.optimizer': ('AdamW',),
     'training.schedule': ('Cosine', 'Linear', 'Constant', 'OneCycle'),
     'training.precision': ('auto', 'fp32', 'bf16', 'fp16'),
@@ -270,8 +270,8 @@ def _check_config(c:Config, where:str)->Config:
     f = c.prediction.min_fraction
     need(0 <= f <= 1, 'prediction.min_fraction', 'in [0, 1] (a fraction of the largest component)', f)
     need(not f or c.prediction.keep_largest, 'prediction.min_fraction', '0 while prediction.keep_largest is 0 (every component is kept)', f)
-    need(not t.batch_dice or 'Dice' in t.loss_function or 'Tversky' in t.loss_function, 'training.batch_dice',
-         f'false with training.loss_function {t.loss_function} (it has no Dice or Tversky term)', t.batch_dice)
+    need(not t.batch_dice or any(k in t.loss_function for k in ('Dice', 'Tversky', 'Lovasz')), 'training.batch_dice',
+         f'false with training.loss_function {t.loss_function} (it has no Dice, Tversky or Lovasz term)', t.batch_dice)
     need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
