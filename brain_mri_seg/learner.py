@@ -213,9 +213,13 @@ class _SegLoss:
         return l.mean() if self.reduction == 'mean' else l.sum() if self.reduction == 'sum' else l
     def activation(self, x:Tensor)->Tensor: return torch.sigmoid(x)
     def decodes(self, x:Tensor)->Tensor: return (x > self.thresh).float()
+    @property
+    def _whole_batch(self)->bool:
+        "One value over the batch: the loss has `batch` on, and per-image values (`reduction='none'`) were not asked for"
+        return getattr(self, 'batch', False) and self.reduction != 'none'
     def _dice(self, pred:Tensor, targ:Tensor)->Tensor:
         "Soft Dice loss term of the Dice losses: of the batch when `self.batch` (but per image for `reduction='none'`)"
-        return _soft_dice_loss(pred, targ, self.smooth, self.batch and self.reduction != 'none')
+        return _soft_dice_loss(pred, targ, self.smooth, self._whole_batch)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items())})"
 
 def _same_shape(pred:Tensor, targ:Tensor)->tuple:
@@ -326,7 +330,7 @@ class TverskyLoss(_SegLoss):
         if alpha < 0 or beta < 0 or alpha + beta <= 0: raise ValueError(f"alpha and beta must be >= 0 and not both 0, got {alpha} and {beta}")
         super().__init__(reduction, thresh); store_attr('alpha,beta,smooth,batch')
     def _tversky(self, pred, targ):
-        return _tversky_loss(pred, targ, self.alpha, self.beta, self.smooth, self.batch and self.reduction != 'none')
+        return _tversky_loss(pred, targ, self.alpha, self.beta, self.smooth, self._whole_batch)
     def per_image(self, pred, targ): return self._tversky(pred, targ)
 
 # %% ../nbs/02_learner.ipynb #f42c0256
@@ -345,7 +349,7 @@ class LovaszLoss(_SegLoss):
         reduction:str='mean',    # 'mean', 'sum' or 'none' (per image)
         thresh:float=0.5,        # `decodes` threshold on probabilities
     ): super().__init__(reduction, thresh); store_attr('batch')
-    def _lovasz(self, pred, targ): return _lovasz_hinge(pred, targ, self.batch and self.reduction != 'none')
+    def _lovasz(self, pred, targ): return _lovasz_hinge(pred, targ, self._whole_batch)
     def per_image(self, pred, targ): return self._lovasz(pred, targ)
 
 # %% ../nbs/02_learner.ipynb #90e9fa8e
@@ -356,18 +360,22 @@ class BCELovaszLoss(LovaszLoss):
     def per_image(self, pred, targ): return self.bce_weight*_bce(pred, targ) + self.lovasz_weight*self._lovasz(pred, targ)
 
 # %% ../nbs/02_learner.ipynb #e5299a99
-_LOSSES = {'bcedice': BCEDiceLoss, 'dice': DiceLoss, 'bce': SegBCELoss, 'segbce': SegBCELoss,
-           'focal': FocalLoss, 'focaldice': FocalDiceLoss, 'tversky': TverskyLoss, 'bcetversky': BCETverskyLoss,
-           'lovasz': LovaszLoss, 'bcelovasz': BCELovaszLoss}
+_LOSSES = {'BCEDice': BCEDiceLoss, 'Dice': DiceLoss, 'BCE': SegBCELoss, 'Focal': FocalLoss, 'FocalDice': FocalDiceLoss,
+           'Tversky': TverskyLoss, 'BCETversky': BCETverskyLoss, 'Lovasz': LovaszLoss, 'BCELovasz': BCELovaszLoss}  # `training.loss_function`'s names
+_LOSS_KEYS = {k.lower(): v for k, v in _LOSSES.items()} | {'segbce': SegBCELoss}
+
+def _loss_class(name:str)->type:
+    "The loss class named `name` (case, '_', '-' and 'Loss' ignored)"
+    key = re.sub(r'[^a-z]', '', str(name).lower()).removesuffix('loss')
+    if key not in _LOSS_KEYS: raise ValueError(f"Unknown loss {name!r}: choose one of {', '.join(map(repr, _LOSSES))}")
+    return _LOSS_KEYS[key]
 
 def get_loss(
     name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice'; ours: 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz' (case, '_', '-' and 'Loss' ignored)
     **kwargs   # Passed to the loss class, e.g. `reduction`, `thresh`
 ):
     "The loss named `name`, as in the seed config's `training.loss_function`"
-    key = re.sub(r'[^a-z]', '', str(name).lower()).removesuffix('loss')
-    if key not in _LOSSES: raise ValueError(f"Unknown loss {name!r}: choose one of 'BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz'")
-    return _LOSSES[key](**kwargs)
+    return _loss_class(name)(**kwargs)
 
 # %% ../nbs/02_learner.ipynb #18ccf7ad
 def _ratio(num:Tensor, den:Tensor)->Tensor:

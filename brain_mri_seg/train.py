@@ -13,7 +13,7 @@ __all__ = ['PRESETS', 'ArchitectureConfig', 'AugmentationConfig', 'DatasetConfig
            'train_from_cli']
 
 # %% ../nbs/03_train.ipynb #2a161401
-import os, sys, re, json, time, random, hashlib, dataclasses, platform, warnings, difflib, typing, types, importlib.metadata
+import os, sys, re, json, inspect, time, random, hashlib, dataclasses, platform, warnings, difflib, typing, types, importlib.metadata
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, asdict
 from datetime import datetime
@@ -32,7 +32,7 @@ from fastcore.basics import noop
 from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
-from .learner import seg_learner, save_model, get_loss, _unwrap
+from .learner import seg_learner, save_model, get_loss, _unwrap, _LOSSES, _loss_class
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid
 
@@ -165,7 +165,7 @@ _CHOICES = {
     'dataset.group_fold_column': ('patient', 'image', 'mask', 'rle_mask', None),
     'image.image_normalization': ('Simple', 'ImageNet', 'Volume'),
     'prediction.metric': ('IoU', 'Dice'),
-    'training.loss_function': ('BCEDice', 'Dice', 'BCE', 'Focal', 'FocalDice', 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz'),
+    'training.loss_function': tuple(_LOSSES),
     'training.optimizer': ('AdamW',),
     'training.schedule': ('Cosine', 'Linear', 'Constant', 'OneCycle'),
     'training.precision': ('auto', 'fp32', 'bf16', 'fp16'),
@@ -270,7 +270,7 @@ def _check_config(c:Config, where:str)->Config:
     f = c.prediction.min_fraction
     need(0 <= f <= 1, 'prediction.min_fraction', 'in [0, 1] (a fraction of the largest component)', f)
     need(not f or c.prediction.keep_largest, 'prediction.min_fraction', '0 while prediction.keep_largest is 0 (every component is kept)', f)
-    need(not t.batch_dice or any(k in t.loss_function for k in ('Dice', 'Tversky', 'Lovasz')), 'training.batch_dice',
+    need(not t.batch_dice or 'batch' in inspect.signature(_loss_class(t.loss_function)).parameters, 'training.batch_dice',
          f'false with training.loss_function {t.loss_function} (it has no Dice, Tversky or Lovasz term)', t.batch_dice)
     need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
