@@ -75,7 +75,7 @@ def predict_cli(
     model:str,             # Run folder, model.pth, TorchScript .pt, ONNX .onnx, or a folder of fold_K runs (their ensemble)
     data:str,              # Kaggle-layout folder, patient folder, folder of slices, or H2O parquet
     out:str,               # Output folder: gets predictions.parquet (and masks/)
-    tta:str=None,          # Test-time augmentation: none, hflip, vflip or both (default: the model's recipe)
+    tta:str=None,          # Test-time augmentation: none, hflip, vflip or both, '+z' also mirrors neighbouring slices (default: the model's recipe)
     threshold:float=None,  # Probability threshold (default: the model's, 0.5)
     masks:bool=False,      # Also write 0/255 PNG masks named like the inputs with `_pred`
     min_size:int=0,        # Remove predicted components smaller than this many pixels

@@ -6,9 +6,9 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['AUG_PRESETS', 'NORMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'aug_preset', 'aug_from_json', 'volume_stats',
-           'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'context_channels', 'read_context',
-           'SliceDataset', 'cache_images', 'SegDataLoader', 'seed_epoch', 'SeedEpochCallback', 'SegDataLoaders',
-           'get_dls']
+           'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'context_channels', 'context_order',
+           'read_context', 'SliceDataset', 'cache_images', 'SegDataLoader', 'seed_epoch', 'SeedEpochCallback',
+           'SegDataLoaders', 'get_dls']
 
 # %% ../nbs/01_datablock.ipynb #96f24420
 import os
@@ -224,6 +224,11 @@ def context_channels(k:int)->int:
     "Input channels of a model that sees `k` neighbouring slices on each side: RGB (3), then the FLAIR of 2k slices"
     return 3 + 2*k
 
+def context_order(c:int)->list:
+    "Channel order that mirrors a `c`-channel input along z: RGB, then the neighbours' FLAIR reversed (z+k..z+1, z-1..z-k)"
+    if c < 3 or (c - 3) % 2: raise ValueError(f"{c} channels: expected 3 (RGB) plus 2 per neighbouring slice on each side")
+    return [0, 1, 2, *range(c - 1, 2, -1)]
+
 # %% ../nbs/01_datablock.ipynb #6bab5aee
 def read_context(
     image:str|Path,   # The slice's image file
@@ -258,9 +263,12 @@ class SliceDataset(torch.utils.data.Dataset):
         p_seq:float=0.,   # Sequence-substitution probability (needs seeded indices)
         context:dict|None=None,  # image -> neighbour images (`context_images`), appended as FLAIR channels; None: the slice alone
         cache:dict|None=None,  # Decoded images and masks by path (`cache_images`); the others are read from disk
+        p_zflip:float=0., # Probability of mirroring the neighbouring slices along z (`context_order`; needs seeded indices)
     ):
         if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
+        if p_zflip and context is None: raise ValueError(f"p_zflip={p_zflip!r} mirrors the neighbouring slices, but there are none (context=None)")
         self.df, self.tfm, self.norm, self.p_seq, self.context, self.cache = df.reset_index(drop=True), tfm, norm, p_seq, context, cache
+        self.p_zflip = p_zflip
         self.images = self.df['image'].astype(str).tolist()
         self.masks = [str(o) if isinstance(o, (str, Path)) and str(o) else None
                       for o in (self.df['mask'] if 'mask' in self.df else [None]*len(self.df))]
@@ -292,6 +300,7 @@ def __getitem__(self:SliceDataset, i):
         rng = np.random.default_rng(s)
         self.tfm.set_random_state(rng, random.Random(s))
         if self.p_seq: img, st = _substitute(img, self.p_seq, rng, st)
+        if self.p_zflip and rng.random() < self.p_zflip: img = img[..., context_order(img.shape[-1])]
     r = self.tfm(image=img, mask=msk)
     x = norm_image(r['image'], self.norm, st)
     return x, torch.from_numpy(r['mask'][None].astype(np.float32))
@@ -441,6 +450,7 @@ def get_dls(
     pos_frac:float|None=None,  # Fraction of each training batch drawn from tumour slices; None: plain shuffle
     p_seq:float=0.,    # Probability of replacing each non-FLAIR channel by FLAIR (training only)
     context:int=0,     # Neighbouring slices on each side whose FLAIR is appended as channels (2.5-D input; 0: none)
+    p_zflip:float=0.,  # Probability of mirroring the neighbouring slices along z (training only; needs `context`)
     patch:int=0,       # Train on random `patch`-pixel squares of the augmented `size` slices (one of a tumour slice holds tumour); 0: whole slices
     drop_last:bool=True,  # Drop the last incomplete training batch (the seed's `drop_last_batch`)
     val_bs:int|None=None, # Validation batch size; None: `bs`
@@ -462,7 +472,7 @@ def get_dls(
     if len(trn) < bs or len(val) == 0:
         raise DataError(f"valid_fold={valid_fold} leaves {len(trn)} training and {len(val)} validation slices; "
                         f"need at least bs={bs} and 1")
-    tds = SliceDataset(trn, _train_tfm(aug, size, patch), norm, stats, p_seq, ctx, imgs)
+    tds = SliceDataset(trn, _train_tfm(aug, size, patch), norm, stats, p_seq, ctx, imgs, p_zflip)
     vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats, context=ctx, cache=imgs)
     tdl = SegDataLoader(tds, seed=seed, pos_frac=pos_frac, bs=bs, shuffle=True, drop_last=drop_last, num_workers=num_workers)
     vdl = SegDataLoader(vds, seed=seed, bs=val_bs or bs, shuffle=False, drop_last=False, num_workers=num_workers)

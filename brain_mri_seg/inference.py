@@ -20,39 +20,59 @@ from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
-from .datablock import NORMS, aug_preset, norm_image, volume_stats, context_images, context_channels, read_context
+from .datablock import NORMS, aug_preset, norm_image, volume_stats, context_images, context_channels, context_order, read_context
 from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _reason
 
 # %% auto #0
-__all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_predict', 'remove_small', 'keep_largest',
-           'postprocess', 'pick_backend', 'Predictor', 'folder_table', 'slice_table', 'predict_to_parquet',
-           'holdout_table', 'export_torchscript', 'export_onnx']
+__all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_zflip', 'tta_predict', 'remove_small',
+           'keep_largest', 'postprocess', 'pick_backend', 'Predictor', 'folder_table', 'slice_table',
+           'predict_to_parquet', 'holdout_table', 'export_torchscript', 'export_onnx']
 
 # %% ../nbs/04_inference.ipynb #65b6d882
-TTA_MODES = ('none', 'hflip', 'vflip', 'both')  # 'both': horizontal, vertical and both flips, plus the original
+TTA_MODES = ('none', 'hflip', 'vflip', 'both',  # 'both': horizontal, vertical and both flips, plus the original
+             'z', 'hflip+z', 'vflip+z', 'both+z')  # '+z': each of those passes also with the neighbouring slices mirrored along z
 
 _FLIPS = dict(none=[()], hflip=[(), (-1,)], vflip=[(), (-2,)], both=[(), (-1,), (-2,), (-2, -1)])
 
+def _tta_key(tta)->tuple[str, bool]:
+    "(in-plane mode, mirror along z) of TTA mode `tta`"
+    key = 'none' if tta is None else str(tta).lower()
+    if key not in TTA_MODES: raise ValueError(f"unknown TTA mode {tta!r}: expected one of {', '.join(TTA_MODES)}")
+    z = key == 'z' or key.endswith('+z')
+    return ('none' if key == 'z' else key.removesuffix('+z')), z
+
 def tta_flips(tta:str, # One of `TTA_MODES` (case-insensitive); None means 'none'
              )->list:  # Tensor dims to flip for each pass; `()` is the unflipped pass
-    "The flips of TTA mode `tta`"
-    key = 'none' if tta is None else str(tta).lower()
-    if key not in _FLIPS: raise ValueError(f"unknown TTA mode {tta!r}: expected one of {', '.join(TTA_MODES)}")
-    return _FLIPS[key]
+    "The in-plane flips of TTA mode `tta`"
+    return _FLIPS[_tta_key(tta)[0]]
+
+def tta_zflip(tta:str, # One of `TTA_MODES` (case-insensitive); None means 'none'
+             )->bool:  # Whether every pass is repeated with the neighbouring slices mirrored (`context_order`)
+    "Whether TTA mode `tta` mirrors 2.5-D input along z"
+    return _tta_key(tta)[1]
 
 # %% ../nbs/04_inference.ipynb #b63041e0
 def tta_predict(
-    fn,              # Callable: float batch (B,3,H,W) -> probabilities (B,1,H,W)
-    xb:torch.Tensor, # Normalized input batch (B,3,H,W)
-    tta:str='none',  # One of `TTA_MODES`
+    fn,              # Callable: float batch (B,C,H,W) -> probabilities (B,1,H,W)
+    xb:torch.Tensor, # Normalized input batch (B,C,H,W): C = 3, plus 2 per neighbouring slice on each side
+    tta:str='none',  # One of `TTA_MODES`; a '+z' mode needs neighbouring slices (C > 3)
 )->torch.Tensor:     # float32 (B,1,H,W): mean probability over the passes, each flipped back
-    "Average `fn`'s probabilities over flipped copies of `xb`, each prediction flipped back first"
-    out = None
-    for dims in tta_flips(tta):
-        p = fn(xb.flip(dims) if dims else xb).float()
-        if dims: p = p.flip(dims)
-        out = p if out is None else out + p          # out of place: `p` may be a view of the model's input
-    return out / len(tta_flips(tta))
+    "Average `fn`'s probabilities over flipped copies of `xb` (and, with '+z', copies mirrored along z), each prediction flipped back first"
+    _check_tta(tta, xb.shape[1])
+    out, flips = None, tta_flips(tta)
+    xs = [xb, xb[:, context_order(xb.shape[1])]] if tta_zflip(tta) else [xb]   # the mirror along z needs no flip back
+    for x in xs:
+        for dims in flips:
+            p = fn(x.flip(dims) if dims else x).float()
+            if dims: p = p.flip(dims)
+            out = p if out is None else out + p      # out of place: `p` may be a view of the model's input
+    return out / (len(xs)*len(flips))
+
+def _check_tta(tta, channels:int):
+    "Raise unless `tta` is a TTA mode that an input of `channels` channels can take"
+    if tta_zflip(tta) and channels <= 3:
+        raise ValueError(f"TTA mode {tta!r} mirrors the neighbouring slices along z, but the input has {channels} channels "
+                         "(no neighbouring slices: a model trained with image.context_slices > 0 has them)")
 
 # %% ../nbs/04_inference.ipynb #1baec3da
 def _structure(ndim:int, dims:int, connectivity:int)->np.ndarray:
@@ -239,7 +259,7 @@ class Predictor:
         self.size, self.norm, self.context = self.meta['size'], self.meta['norm'], self.meta['context']
         self.threshold = _check_threshold(threshold if threshold is not None else self.meta.get('threshold', 0.5))
         self.tta, self.bs = ifnone(tta, self.meta.get('tta', 'none')), int(bs)
-        tta_flips(self.tta)
+        _check_tta(self.tta, self.meta['in_channels'])
         self.largest = self.meta.get('largest') or None   # the recipe's 3-D post-processing (None: keep every component)
         self.min_fraction = self.meta['min_fraction'] if self.largest else 0.   # with `largest`: the recipe's `keep_largest(min_fraction=)`
         if self.bs < 1: raise ValueError(f"bs={bs!r}: expected at least 1")
@@ -555,7 +575,7 @@ def iter_predictions(self:Predictor,
 ):                         # Generator of dicts: image, patient, slice, mask (H,W) uint8 0/1, max_probability
     "Predict every slice of `data`, `bs` at a time, yielding one result per slice in table order"
     thr, tta = _check_threshold(ifnone(threshold, self.threshold)), ifnone(tta, self.tta)
-    tta_flips(tta)
+    _check_tta(tta, self.meta['in_channels'])
     if dims not in (2, 3): raise ValueError(f"dims={dims!r}: expected 2 (per slice) or 3 (per volume)")
     largest = ifnone(largest, self.largest)
     if largest is not None and (isinstance(largest, bool) or not isinstance(largest, (int, np.integer)) or largest < 0):
@@ -642,7 +662,7 @@ def iter_proba(self:Predictor,
 ):                         # Generator of `(row, p)`: row with `image`, `patient`, `slice`; p float32 (H,W) at the slice's size
     "Probability map of every slice of `data`, in slice-table order, before any threshold or post-processing"
     tta = ifnone(tta, self.tta)
-    tta_flips(tta)
+    _check_tta(tta, self.meta['in_channels'])
     return self._iter_proba(slice_table(data, images), tta, progress)
 
 # %% ../nbs/04_inference.ipynb #0844ac7e

@@ -59,6 +59,7 @@ class AugmentationConfig:
     custom_train_augmentations:str=_RESIZE_JSON      # albumentations JSON used by the Custom strategy
     custom_inference_augmentations:str=_RESIZE_JSON  # albumentations JSON kept for inference; validation only resizes
     sequence_substitution:float=0.     # Probability of replacing each non-FLAIR channel by FLAIR, as in scans missing a sequence (ours)
+    context_flip:float=0.              # Probability of mirroring the neighbouring slices along z (needs image.context_slices; ours)
 
 # %% ../nbs/03_train.ipynb #d6a6dc89
 @dataclass
@@ -175,12 +176,13 @@ _CHOICES = {
 def _hints(cls)->dict: return typing.get_type_hints(cls)
 
 # %% ../nbs/03_train.ipynb #b71a414e
-_TTA_NAMES = ('horizontal_flip', 'vertical_flip')  # the seed's `test_time_augmentations` names
+_TTA_NAMES = ('horizontal_flip', 'vertical_flip', 'context_flip')  # the seed's `test_time_augmentations` names, and ours (2.5-D input)
 
 def tta_mode(names:list)->str:
     "`Predictor`'s TTA mode of the seed's `prediction.test_time_augmentations` list"
     h, v = 'horizontal_flip' in names, 'vertical_flip' in names
-    return 'both' if h and v else 'hflip' if h else 'vflip' if v else 'none'
+    m = 'both' if h and v else 'hflip' if h else 'vflip' if v else 'none'
+    return m if 'context_flip' not in names else 'z' if m == 'none' else m + '+z'
 
 # %% ../nbs/03_train.ipynb #39251311
 _WHAT = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}
@@ -265,7 +267,8 @@ def _check_config(c:Config, where:str)->Config:
     need(len(d.folds) >= 1 and all(0 <= f < d.n_folds for f in d.folds), 'dataset.folds', f'fold numbers in 0..{d.n_folds-1}', d.folds)
     need(d.pos_frac is None or 0 <= d.pos_frac <= 1, 'dataset.pos_frac', 'None or in [0, 1]', d.pos_frac)
     tta = c.prediction.test_time_augmentations
-    need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {' and '.join(_TTA_NAMES)}", tta)
+    need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {', '.join(_TTA_NAMES)}", tta)
+    need('context_flip' not in tta or c.image.context_slices, 'prediction.test_time_augmentations', 'without context_flip while image.context_slices is 0 (no neighbouring slices to mirror)', tta)
     need(c.prediction.keep_largest >= 0, 'prediction.keep_largest', '>= 0 (0 keeps every component)', c.prediction.keep_largest)
     f = c.prediction.min_fraction
     need(0 <= f <= 1, 'prediction.min_fraction', 'in [0, 1] (a fraction of the largest component)', f)
@@ -275,6 +278,9 @@ def _check_config(c:Config, where:str)->Config:
     need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
+    z = c.augmentation.context_flip
+    need(0 <= z <= 1, 'augmentation.context_flip', 'in [0, 1]', z)
+    need(not z or c.image.context_slices, 'augmentation.context_flip', '0 while image.context_slices is 0 (no neighbouring slices to mirror)', z)
     a = c.architecture
     need(a.encoder_depth is None or 3 <= a.encoder_depth <= 5, 'architecture.encoder_depth', 'None or 3..5', a.encoder_depth)
     need(a.decoder_channels is None or len(a.decoder_channels) == (a.encoder_depth or 5), 'architecture.decoder_channels',
@@ -691,7 +697,7 @@ def build_learner(cfg:Config,       # Recipe
     dls = get_dls(df, valid_fold=fold, size=c.image.image_height, bs=t.batch_size, aug=_aug(c),
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
-                  p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices,
+                  p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices, p_zflip=c.augmentation.context_flip,
                   patch=c.image.patch_size, cache=c.environment.cache_images)
     kw = dict(batch=True) if t.batch_dice else {}
     if 'Tversky' in t.loss_function: kw.update(alpha=1 - t.tversky_beta, beta=t.tversky_beta)
