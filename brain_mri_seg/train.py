@@ -267,7 +267,7 @@ def _check_config(c:Config, where:str)->Config:
     need(len(d.folds) >= 1 and all(0 <= f < d.n_folds for f in d.folds), 'dataset.folds', f'fold numbers in 0..{d.n_folds-1}', d.folds)
     need(d.pos_frac is None or 0 <= d.pos_frac <= 1, 'dataset.pos_frac', 'None or in [0, 1]', d.pos_frac)
     tta = c.prediction.test_time_augmentations
-    need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of {', '.join(_TTA_NAMES)}", tta)
+    need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of any of {', '.join(_TTA_NAMES[:-1])} and {_TTA_NAMES[-1]}", tta)
     need('context_flip' not in tta or c.image.context_slices, 'prediction.test_time_augmentations', 'without context_flip while image.context_slices is 0 (no neighbouring slices to mirror)', tta)
     need(c.prediction.keep_largest >= 0, 'prediction.keep_largest', '>= 0 (0 keeps every component)', c.prediction.keep_largest)
     f = c.prediction.min_fraction

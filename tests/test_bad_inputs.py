@@ -285,7 +285,7 @@ CONFIG_CASES = [   # train --config bad.yaml / --set: a field that does not exis
     Case('set-keep-largest-negative', lambda fx, d: {'set': 'prediction.keep_largest=-1'},
          ('prediction.keep_largest',), r'must be >= 0', verbs=T),
     Case('config-unknown-tta', YAML('prediction:\n  test_time_augmentations: [rotate90]\n'),
-         ('bad.yaml', 'prediction.test_time_augmentations'), r'must be a list of horizontal_flip and vertical_flip', verbs=T),
+         ('bad.yaml', 'prediction.test_time_augmentations'), r'must be a list of any of horizontal_flip, vertical_flip and context_flip', verbs=T),
 ]
 
 WEIGHTS_CASES = [   # train --encoder resnet34 --weights FILE: weights of another network, or not weights at all
