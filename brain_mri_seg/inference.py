@@ -58,9 +58,9 @@ def tta_predict(
     tta:str='none',  # One of `TTA_MODES`; a '+z' mode needs neighbouring slices (C > 3)
 )->torch.Tensor:     # float32 (B,1,H,W): mean probability over the passes, each flipped back
     "Average `fn`'s probabilities over flipped copies of `xb` (and, with '+z', copies mirrored along z), each prediction flipped back first"
-    _check_tta(tta, xb.shape[1])
-    out, flips = None, tta_flips(tta)
-    xs = [xb, xb[:, context_order(xb.shape[1])]] if tta_zflip(tta) else [xb]   # the mirror along z needs no flip back
+    base, z = _check_tta(tta, xb.shape[1])
+    out, flips = None, _FLIPS[base]
+    xs = [xb, xb[:, context_order(xb.shape[1])]] if z else [xb]   # the mirror along z needs no flip back
     for x in xs:
         for dims in flips:
             p = fn(x.flip(dims) if dims else x).float()
@@ -68,11 +68,13 @@ def tta_predict(
             out = p if out is None else out + p      # out of place: `p` may be a view of the model's input
     return out / (len(xs)*len(flips))
 
-def _check_tta(tta, channels:int):
-    "Raise unless `tta` is a TTA mode that an input of `channels` channels can take"
-    if tta_zflip(tta) and channels <= 3:
+def _check_tta(tta, channels:int)->tuple[str, bool]:
+    "(in-plane mode, mirror along z) of `tta`; raise unless an input of `channels` channels can take it"
+    base, z = _tta_key(tta)
+    if z and channels <= 3:
         raise ValueError(f"TTA mode {tta!r} mirrors the neighbouring slices along z, but the input has {channels} channels "
                          "(no neighbouring slices: a model trained with image.context_slices > 0 has them)")
+    return base, z
 
 # %% ../nbs/04_inference.ipynb #1baec3da
 def _structure(ndim:int, dims:int, connectivity:int)->np.ndarray:
