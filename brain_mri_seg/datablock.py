@@ -7,8 +7,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/datablock.html.md"""
 # %% auto #0
 __all__ = ['AUG_PRESETS', 'NORMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'aug_preset', 'aug_from_json', 'volume_stats',
            'patient_stats', 'norm_image', 'substitute_seq', 'context_images', 'context_channels', 'context_order',
-           'read_context', 'SliceDataset', 'cache_images', 'SegDataLoader', 'seed_epoch', 'SeedEpochCallback',
-           'SegDataLoaders', 'get_dls']
+           'read_context', 'SliceDataset', 'cache_images', 'SegDataLoader', 'patient_weights', 'seed_epoch',
+           'SeedEpochCallback', 'SegDataLoaders', 'get_dls']
 
 # %% ../nbs/01_datablock.ipynb #96f24420
 import os
@@ -323,20 +323,24 @@ class SegDataLoader(DataLoader):
         seed:int=42,       # Base seed of every epoch's order and augmentation
         epoch:int=0,       # Epoch number used by the next iteration (then incremented)
         pos_frac:float|None=None,  # Fraction of each batch taken from tumour slices; None: plain shuffle
+        patient_balance:float=0.,  # Tumour slices drawn with weight n**-patient_balance, n: their patient's tumour slices (`patient_weights`); 0: all alike
         **kwargs):         # Passed to fastai's `DataLoader` (bs, shuffle, drop_last, num_workers, device...)
         super().__init__(dataset, **kwargs)
-        store_attr('seed,epoch,pos_frac')
+        store_attr('seed,epoch,pos_frac,patient_balance')
         if pos_frac is not None: self._check_balance()
+        elif patient_balance: raise ValueError(f"patient_balance={patient_balance!r} weighs the tumour slices drawn by pos_frac, but pos_frac is None")
 
     def new(self, dataset=None, cls=None, **kwargs):
-        "Copy of this loader (fastai uses it for `get_preds`), keeping seed, epoch and `pos_frac`"
-        return super().new(dataset, cls, **merge(dict(seed=self.seed, epoch=self.epoch, pos_frac=self.pos_frac), kwargs))
+        "Copy of this loader (fastai uses it for `get_preds`), keeping seed, epoch, `pos_frac` and `patient_balance`"
+        kw = dict(seed=self.seed, epoch=self.epoch, pos_frac=self.pos_frac, patient_balance=self.patient_balance)
+        return super().new(dataset, cls, **merge(kw, kwargs))
 
 # %% ../nbs/01_datablock.ipynb #e1a91641
 @patch
 def _check_balance(self:SegDataLoader):
     "Raise unless balanced sampling is possible for this dataset"
     if not 0 <= self.pos_frac <= 1: raise ValueError(f"pos_frac must be in [0, 1], got {self.pos_frac}")
+    if not 0 <= self.patient_balance <= 1: raise ValueError(f"patient_balance must be in [0, 1], got {self.patient_balance}")
     pos = self.dataset.pos
     if pos is None: raise DataError("pos_frac needs an `abnormal_pixels` column in the slice table")
     k = round(self.pos_frac*self.bs)
@@ -355,6 +359,16 @@ def _stream(idx:np.ndarray, n:int, rng:np.random.Generator)->np.ndarray:
     if n == 0: return idx[:0]
     return np.concatenate([rng.permutation(idx) for _ in range(-(-n // len(idx)))])[:n]
 
+# %% ../nbs/01_datablock.ipynb #b7d41c2e
+def patient_weights(
+    patients,     # Patient of each slice
+    power:float,  # 0: every slice alike; 1: every patient alike
+)->np.ndarray:    # Sampling probability of each slice (sums to 1)
+    "Probability of drawing each slice, proportional to `n**-power`, `n` the number of slices of its patient in `patients`"
+    p = pd.Series(np.asarray(patients))
+    w = p.map(p.value_counts()).to_numpy(float)**-power
+    return w/w.sum()
+
 # %% ../nbs/01_datablock.ipynb #9ba0fa3b
 @patch
 def get_idxs(self:SegDataLoader):
@@ -364,7 +378,9 @@ def get_idxs(self:SegDataLoader):
     if self.shuffle and self.pos_frac is not None:
         nb, k = len(self), round(self.pos_frac*self.bs)
         pos, neg = np.flatnonzero(self.dataset.pos), np.flatnonzero(~self.dataset.pos)
-        b = np.concatenate([_stream(pos, nb*k, rng).reshape(nb, k), _stream(neg, nb*(self.bs-k), rng).reshape(nb, self.bs-k)], 1)
+        tp = (rng.choice(pos, nb*k, p=patient_weights(self.dataset.df['patient'].to_numpy()[pos], self.patient_balance))
+              if self.patient_balance else _stream(pos, nb*k, rng))
+        b = np.concatenate([tp.reshape(nb, k), _stream(neg, nb*(self.bs-k), rng).reshape(nb, self.bs-k)], 1)
         order = rng.permuted(b, axis=1).ravel()
     else: order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
     return [_Seeded(i, sd) for i, sd in zip(order.tolist(), rng.integers(0, 2**32, len(order)).tolist())]
@@ -451,6 +467,7 @@ def get_dls(
     p_seq:float=0.,    # Probability of replacing each non-FLAIR channel by FLAIR (training only)
     context:int=0,     # Neighbouring slices on each side whose FLAIR is appended as channels (2.5-D input; 0: none)
     p_zflip:float=0.,  # Probability of mirroring the neighbouring slices along z (training only; needs `context`)
+    patient_balance:float=0.,  # With `pos_frac`: tumour slices drawn with weight n**-patient_balance, n their patient's tumour slices (0: all alike, 1: every patient alike)
     patch:int=0,       # Train on random `patch`-pixel squares of the augmented `size` slices (one of a tumour slice holds tumour); 0: whole slices
     drop_last:bool=True,  # Drop the last incomplete training batch (the seed's `drop_last_batch`)
     val_bs:int|None=None, # Validation batch size; None: `bs`
@@ -474,7 +491,8 @@ def get_dls(
                         f"need at least bs={bs} and 1")
     tds = SliceDataset(trn, _train_tfm(aug, size, patch), norm, stats, p_seq, ctx, imgs, p_zflip)
     vds = SliceDataset(val, A.Compose([_resize(size)]), norm, stats, context=ctx, cache=imgs)
-    tdl = SegDataLoader(tds, seed=seed, pos_frac=pos_frac, bs=bs, shuffle=True, drop_last=drop_last, num_workers=num_workers)
+    tdl = SegDataLoader(tds, seed=seed, pos_frac=pos_frac, patient_balance=patient_balance, bs=bs, shuffle=True, drop_last=drop_last,
+                        num_workers=num_workers)
     vdl = SegDataLoader(vds, seed=seed, bs=val_bs or bs, shuffle=False, drop_last=False, num_workers=num_workers)
     return SegDataLoaders(tdl, vdl, device=default_device() if device is None else device)
 

@@ -77,6 +77,7 @@ class DatasetConfig:
     fold_seed:int=42               # Seed of the fold assignment (ours)
     positive_only:bool=True        # Only slices with a tumour, like the seed's 1,373-slice table (ours)
     pos_frac:float|None=None       # Share of each training batch drawn from tumour slices; None: plain shuffle (ours)
+    patient_balance:float=0.       # With pos_frac: tumour slices drawn with weight n**-patient_balance, n their patient's tumour slices; 0: all alike, 1: every patient alike (ours)
 
 # %% ../nbs/03_train.ipynb #1f179ff7
 @dataclass
@@ -266,6 +267,8 @@ def _check_config(c:Config, where:str)->Config:
     need(d.n_folds >= 2, 'dataset.n_folds', '>= 2', d.n_folds)
     need(len(d.folds) >= 1 and all(0 <= f < d.n_folds for f in d.folds), 'dataset.folds', f'fold numbers in 0..{d.n_folds-1}', d.folds)
     need(d.pos_frac is None or 0 <= d.pos_frac <= 1, 'dataset.pos_frac', 'None or in [0, 1]', d.pos_frac)
+    need(0 <= d.patient_balance <= 1, 'dataset.patient_balance', 'in [0, 1] (0: every tumour slice alike, 1: every patient alike)', d.patient_balance)
+    need(not d.patient_balance or d.pos_frac is not None, 'dataset.patient_balance', '0 while dataset.pos_frac is None (it weighs the tumour slices pos_frac draws)', d.patient_balance)
     tta = c.prediction.test_time_augmentations
     need(set(tta) <= set(_TTA_NAMES), 'prediction.test_time_augmentations', f"a list of any of {', '.join(_TTA_NAMES[:-1])} and {_TTA_NAMES[-1]}", tta)
     need('context_flip' not in tta or c.image.context_slices, 'prediction.test_time_augmentations', 'without context_flip while image.context_slices is 0 (no neighbouring slices to mirror)', tta)
@@ -696,7 +699,8 @@ def build_learner(cfg:Config,       # Recipe
     if channels_last is None: channels_last = dict(auto=None, contiguous=False, channels_last=True)[t.memory_format]
     dls = get_dls(df, valid_fold=fold, size=c.image.image_height, bs=t.batch_size, aug=_aug(c),
                   norm=c.image.image_normalization.lower(), positive_only=c.dataset.positive_only, seed=c.environment.seed,
-                  num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, drop_last=t.drop_last_batch,
+                  num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, patient_balance=c.dataset.patient_balance,
+                  drop_last=t.drop_last_batch,
                   p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices, p_zflip=c.augmentation.context_flip,
                   patch=c.image.patch_size, cache=c.environment.cache_images)
     kw = dict(batch=True) if t.batch_dice else {}
