@@ -13,30 +13,21 @@ after filling the holes of each predicted slice. Prints the worst patients as a 
 line `RESULT volume_dice_mean=... recall_limited=<of the worst> oracle_threshold_mean=... fill_holes_mean=...`.
 """
 import argparse, os
-from pathlib import Path
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import numpy as np, pandas as pd
 from scipy import ndimage
-from brain_mri_seg.data import read_data, rle_encode, load_mask
-from brain_mri_seg.inference import Predictor, postprocess
-from brain_mri_seg.evaluate import summary_metrics
+from brain_mri_seg.data import read_data, load_mask
+from brain_mri_seg.inference import Predictor
 from brain_mri_seg.train import fold_dirs
-from postprocess import fold_probs, score
+from postprocess import fold_probs, score, volume_masks, as_pred
 
 ORACLE_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def recipe_masks(rows:pd.DataFrame, probs:list, thr:float, largest, min_fraction:float, fill:bool=False)->list:
-    "Masks of the model's recipe: threshold, then `postprocess` per patient volume, then (with `fill`) holes filled per slice"
-    masks = [(p > thr).astype(np.uint8) for p in probs]
-    if largest:
-        for _, idx in rows.groupby('patient', sort=False).indices.items():
-            vol = postprocess(np.stack([masks[i] for i in idx]), largest=largest, min_fraction=min_fraction)
-            for i, m in zip(idx, vol): masks[i] = m
+    "Masks of the model's recipe (`volume_masks`), then (with `fill`) holes filled per slice"
+    masks = volume_masks(rows, probs, thr, largest or 0, min_fraction)
     return [ndimage.binary_fill_holes(m).astype(np.uint8) for m in masks] if fill else masks
-
-
-def as_pred(rows:pd.DataFrame, masks:list)->pd.DataFrame: return rows.assign(rle_mask=[rle_encode(m) for m in masks])
 
 
 def components(rows:pd.DataFrame, probs:list, thr:float, truth:pd.DataFrame)->pd.DataFrame:
@@ -65,7 +56,7 @@ def main():
     per, comps, oracle, filled = [], [], [], []
     for run in runs:
         p = Predictor.load(run, backend='torch')
-        rows, probs = fold_probs(run, a.data, p.tta)
+        rows, probs = fold_probs(run, a.data, p.tta, p)
         rec = (p.threshold, p.largest, p.min_fraction)
         _, pa = score([as_pred(rows, recipe_masks(rows, probs, *rec))], truth)
         per.append(pa.assign(fold=run.name.split('_')[1]))

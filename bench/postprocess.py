@@ -22,26 +22,34 @@ THRESHOLDS = (0.4, 0.5, 0.6)
 LARGEST = (0, 1, 2, '1+5%', '1+20%')   # '1+5%': the largest component and every other of at least 5% of its size
 
 
-def fold_probs(run:Path, data:str, tta:str):
-    "Rows and probability maps (float16, original size) of the held-out patients of fold run `run`"
+def fold_probs(run:Path, data:str, tta:str, p:Predictor=None):
+    "Rows and probability maps (float16, original size) of the held-out patients of fold run `run` (predicted by `p`, default: its model)"
     df = holdout_table(run, data)
-    p = Predictor.load(run, tta=tta, backend='torch')
+    p = p or Predictor.load(run, tta=tta, backend='torch')
     rows, probs = [], []
     for r, pr in p.iter_proba(df, tta): rows.append(r); probs.append(pr.astype(np.float16))
     return pd.DataFrame(rows), probs
 
 
-def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest)->pd.DataFrame:
-    "Predictions table of thresholded (and 3-D post-processed) probabilities; `largest` is a count or 'K+F%'"
+def volume_masks(rows:pd.DataFrame, probs:list, thr:float, k:int=0, frac:float=0.)->list:
+    "Thresholded probabilities, each patient's volume then kept to its `k` largest components (and those of `frac` of the largest)"
     masks = [(p > thr).astype(np.uint8) for p in probs]
-    k, frac = (int(largest.split('+')[0]), float(largest.split('+')[1].rstrip('%'))/100) if isinstance(largest, str) else (largest, 0.)
     if k:
-        out = list(masks)
         for _, idx in rows.groupby('patient', sort=False).indices.items():
             vol = postprocess(np.stack([masks[i] for i in idx]), largest=k, min_fraction=frac)
-            for i, m in zip(idx, vol): out[i] = m
-        masks = out
+            for i, m in zip(idx, vol): masks[i] = m
+    return masks
+
+
+def as_pred(rows:pd.DataFrame, masks:list)->pd.DataFrame:
+    "Predictions table of `rows` with `masks` as RLE"
     return rows.assign(rle_mask=[rle_encode(m) for m in masks])
+
+
+def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest)->pd.DataFrame:
+    "Predictions table of thresholded (and 3-D post-processed) probabilities; `largest` is a count or 'K+F%'"
+    k, frac = (int(largest.split('+')[0]), float(largest.split('+')[1].rstrip('%'))/100) if isinstance(largest, str) else (largest, 0.)
+    return as_pred(rows, volume_masks(rows, probs, thr, k, frac))
 
 
 def score(preds:list, truth:pd.DataFrame):
