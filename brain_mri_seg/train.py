@@ -60,6 +60,7 @@ class AugmentationConfig:
     custom_inference_augmentations:str=_RESIZE_JSON  # albumentations JSON kept for inference; validation only resizes
     sequence_substitution:float=0.     # Probability of replacing each non-FLAIR channel by FLAIR, as in scans missing a sequence (ours)
     context_flip:float=0.              # Probability of mirroring the neighbouring slices along z (needs image.context_slices; ours)
+    tumour_cutout:float=0.             # Probability of dark holes cut into a training slice's tumour, the mask left whole (`tumour_cutout`; ours)
 
 # %% ../nbs/03_train.ipynb #d6a6dc89
 @dataclass
@@ -281,6 +282,7 @@ def _check_config(c:Config, where:str)->Config:
     need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
+    need(0 <= c.augmentation.tumour_cutout <= 1, 'augmentation.tumour_cutout', 'in [0, 1]', c.augmentation.tumour_cutout)
     z = c.augmentation.context_flip
     need(0 <= z <= 1, 'augmentation.context_flip', 'in [0, 1]', z)
     need(not z or c.image.context_slices, 'augmentation.context_flip', '0 while image.context_slices is 0 (no neighbouring slices to mirror)', z)
@@ -702,7 +704,7 @@ def build_learner(cfg:Config,       # Recipe
                   num_workers=c.environment.number_of_workers, pos_frac=c.dataset.pos_frac, patient_balance=c.dataset.patient_balance,
                   drop_last=t.drop_last_batch,
                   p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices, p_zflip=c.augmentation.context_flip,
-                  patch=c.image.patch_size, cache=c.environment.cache_images)
+                  patch=c.image.patch_size, cutout=c.augmentation.tumour_cutout, cache=c.environment.cache_images)
     kw = dict(batch=True) if t.batch_dice else {}
     if 'Tversky' in t.loss_function: kw.update(alpha=1 - t.tversky_beta, beta=t.tversky_beta)
     loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **kw)

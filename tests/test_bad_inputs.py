@@ -286,6 +286,8 @@ CONFIG_CASES = [   # train --config bad.yaml / --set: a field that does not exis
          ('prediction.keep_largest',), r'must be >= 0', verbs=T),
     Case('set-patient-balance-out-of-range', lambda fx, d: {'set': 'dataset.patient_balance=2'},
          ('dataset.patient_balance',), r'must be in \[0, 1\] \(0: every tumour slice alike, 1: every patient alike\), got 2', verbs=T),
+    Case('set-tumour-cutout-out-of-range', lambda fx, d: {'set': 'augmentation.tumour_cutout=1.5'},
+         ('augmentation.tumour_cutout',), r'must be in \[0, 1\], got 1\.5', verbs=T),
     Case('config-unknown-tta', YAML('prediction:\n  test_time_augmentations: [rotate90]\n'),
          ('bad.yaml', 'prediction.test_time_augmentations'), r'must be a list of any of horizontal_flip, vertical_flip and context_flip', verbs=T),
 ]
