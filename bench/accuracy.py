@@ -46,6 +46,7 @@ def main():
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
     ap.add_argument('--min-fraction', type=float, default=None, help="with --repredict and a largest: also keep components of at least this fraction of the largest (default: the model's recipe)")
+    ap.add_argument('--bn-adapt', type=float, default=None, help="with --repredict: weight of each volume's own batch-norm statistics (default: the model's recipe)")
     ap.add_argument('--with', dest='others', nargs='+', default=[], metavar='FOLDS',
                     help="parent folders of more runs of the same folds: each fold's held-out patients are predicted by the "
                          "ensemble of its models (implies --repredict; the fold's training minutes are their sum)")
@@ -64,7 +65,7 @@ def main():
         env = {**envs[0], 'train_seconds': sum(e.get('train_seconds', np.nan) for e in envs)}
         if a.repredict or a.others:
             from brain_mri_seg.inference import Predictor, holdout_table
-            kw = dict(tta=a.tta, backend='torch', precision=a.precision)
+            kw = dict(tta=a.tta, backend='torch', precision=a.precision, bn_adapt=a.bn_adapt)
             p = Predictor.ensemble(members, **kw) if a.others else Predictor.load(d, **kw)
             pred = p.predict_table(holdout_table(d, a.data), largest=a.largest, min_fraction=a.min_fraction)
         else: pred = pd.read_parquet(d/'validation_predictions.parquet')

@@ -8,8 +8,8 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/inference.html.md"""
 from __future__ import annotations
 import os
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')  # albumentations would check PyPI on import; CI has no network
-import copy, io, json, re, warnings, zipfile
-from contextlib import nullcontext
+import copy, io, itertools, json, re, warnings, zipfile
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 import cv2, numpy as np, pandas as pd, torch
 from torch import nn
@@ -25,7 +25,7 @@ from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf
 
 # %% auto #0
 __all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_zflip', 'tta_predict', 'remove_small',
-           'keep_largest', 'postprocess', 'pick_backend', 'Predictor', 'folder_table', 'slice_table',
+           'keep_largest', 'postprocess', 'pick_backend', 'Predictor', 'folder_table', 'slice_table', 'bn_adapted',
            'predict_to_parquet', 'holdout_table', 'export_torchscript', 'export_onnx']
 
 # %% ../nbs/04_inference.ipynb #65b6d882
@@ -235,7 +235,14 @@ def _check_meta(meta:dict, src='Predictor')->dict:
     f = meta.get('min_fraction') or 0.
     if not _is_fraction(f):
         raise DataError(f"{src}: meta field `min_fraction` must be a fraction of the largest component, in [0, 1]; got {f!r}")
-    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch, 'min_fraction': float(f)}
+    a = meta.get('bn_adapt') or 0.
+    if not _is_fraction(a):
+        raise DataError(f"{src}: meta field `bn_adapt` must be the weight of each volume's batch-norm statistics, in [0, 1]; got {a!r}")
+    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch, 'min_fraction': float(f), 'bn_adapt': float(a)}
+
+def _check_bn_adapt(a)->float:
+    if not _is_fraction(a): raise ValueError(f"bn_adapt={a!r}: expected the weight of each volume's batch-norm statistics, in [0, 1]")
+    return float(a)
 
 def _check_threshold(t)->float:
     try: ok = 0 <= float(t) <= 1
@@ -255,9 +262,11 @@ class Predictor:
         device=None,             # torch device; None: CUDA if available, else CPU
         precision:str='auto',    # 'auto' (as training), 'fp32', 'bf16' or 'fp16'; PyTorch backend only
         channels_last:bool=None, # None: only for bf16 on CPU (as training)
-        backend:str='auto',      # 'auto', 'torch' or 'onnx' (see `pick_backend`)
+        backend:str='auto',      # 'auto', 'torch' or 'onnx' (see `pick_backend`); 'auto' is 'torch' with `bn_adapt`
+        bn_adapt:float=None,     # Weight of each volume's own batch-norm statistics (`bn_adapted`); None: the meta's (the recipe's), else 0
     ):
         self.meta = _check_meta(meta)
+        self.bn_adapt = _check_bn_adapt(ifnone(bn_adapt, self.meta['bn_adapt']))
         self.size, self.norm, self.context = self.meta['size'], self.meta['norm'], self.meta['context']
         self.threshold = _check_threshold(threshold if threshold is not None else self.meta.get('threshold', 0.5))
         self.tta, self.bs = ifnone(tta, self.meta.get('tta', 'none')), int(bs)
@@ -274,6 +283,10 @@ class Predictor:
 @patch
 def _setup(self:Predictor, model, backend, precision, channels_last):
     "Choose the backend, precision and layout, and build the runner"
+    if self.bn_adapt and (backend == 'onnx' or not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule)):
+        raise ValueError(f"bn_adapt={self.bn_adapt}: adapting batch norm to each volume needs the PyTorch model (model.pth) and "
+                         "backend 'torch' or 'auto'; pass bn_adapt=0 to predict with an exported model or ONNX Runtime")
+    if self.bn_adapt and backend == 'auto': backend = 'torch'
     if not isinstance(model, nn.Module):                # an ONNX Runtime session
         self.backend, self.precision, self.channels_last, self.model = 'onnx', 'fp32', False, model
         return setattr(self, 'runner', _OrtRunner(model))
@@ -297,8 +310,9 @@ def __repr__(self:Predictor)->str:
     m, n = self.meta, f"models={len(self.members)}, " if self.members else ''
     k = f"context={self.context}, " if self.context else ''
     f = f"min_fraction={self.min_fraction}, " if self.min_fraction else ''
+    b = f"bn_adapt={self.bn_adapt}, " if self.bn_adapt else ''
     return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, {n}size={self.size}, {k}norm={self.norm!r}, "
-            f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, {f}backend={self.backend!r}, precision={self.precision!r}, "
+            f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, {f}{b}backend={self.backend!r}, precision={self.precision!r}, "
             f"channels_last={self.channels_last}, device={self.device.type!r}, bs={self.bs})")
 
 # %% ../nbs/04_inference.ipynb #f8193f75
@@ -408,6 +422,11 @@ def _resize_to(p:np.ndarray, hw:tuple)->np.ndarray:
 
 # %% ../nbs/04_inference.ipynb #23f38a69
 @patch
+def _batch(self:Predictor, ims:list, stats:list)->torch.Tensor:
+    "Normalized model input (B,C,size,size) of `_input` arrays `ims`, with their `volume_stats` (or Nones)"
+    return torch.stack([norm_image(self.tfm(image=im)['image'], self.norm, s) for im, s in zip(ims, stats)])
+
+@patch
 def predict_proba(self:Predictor,
     imgs:list,          # Slices: (H,W,3) uint8 RGB arrays (any size) or image paths; with `context`, also `read_context` stacks
     tta:str=None,       # One of `TTA_MODES`; None: the predictor's
@@ -418,8 +437,7 @@ def predict_proba(self:Predictor,
     for i in range(0, len(imgs), self.bs):
         ims = imgs[i:i+self.bs]
         st = [None]*len(ims) if stats is None else stats[i:i+self.bs]
-        xb = torch.stack([norm_image(self.tfm(image=im)['image'], self.norm, s) for im, s in zip(ims, st)])
-        p = tta_predict(self.runner, xb, tta)[:, 0].numpy()
+        p = tta_predict(self.runner, self._batch(ims, st), tta)[:, 0].numpy()
         out += [_resize_to(pi, im.shape[:2]) for pi, im in zip(p, ims)]
     return out
 
@@ -441,7 +459,7 @@ class _MeanRunner:
     def __init__(self, runners:list): self.runners = runners
     def __call__(self, xb:torch.Tensor)->torch.Tensor: return torch.stack([r(xb) for r in self.runners]).mean(0)
 
-_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest', 'min_fraction')   # what the models of an ensemble must agree on
+_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest', 'min_fraction', 'bn_adapt')   # what the models of an ensemble must agree on
 
 # %% ../nbs/04_inference.ipynb #be832213
 @patch(cls_method=True)
@@ -536,12 +554,20 @@ def _iter_proba(self:Predictor, df:pd.DataFrame, tta, progress:bool=False):
     stats, rows = {}, df[['image', 'patient', 'slice']].itertuples(index=False)
     ctx = context_images(df, self.context) if self.context else None   # neighbours from the whole input
     if progress and len(df): rows = progress_bar(rows, total=len(df))
+    def read(chunk):
+        ims = [read_image(c.image) if ctx is None else read_context(c.image, ctx[str(c.image)]) for c in chunk]
+        return ims, [self._volume_stats(df, c.patient, stats) for c in chunk] if self.norm == 'volume' else None
+    if self.bn_adapt:   # one patient at a time, its batch norms adapted to all its slices
+        for _, grp in itertools.groupby(rows, key=lambda r: r.patient):
+            ims, st = read(grp := list(grp))
+            with self.runner.adapt(self._batch([self._input(o) for o in ims], st or [None]*len(ims)), self.bn_adapt):
+                yield from zip(grp, self.predict_proba(ims, tta, st))
+        return
     chunk = []
     for i, r in enumerate(rows, 1):
         chunk.append(r)
         if len(chunk) < self.bs and i < len(df): continue
-        ims = [read_image(c.image) if ctx is None else read_context(c.image, ctx[str(c.image)]) for c in chunk]
-        st = [self._volume_stats(df, c.patient, stats) for c in chunk] if self.norm == 'volume' else None
+        ims, st = read(chunk)
         yield from zip(chunk, self.predict_proba(ims, tta, st))
         chunk = []
 
@@ -667,6 +693,44 @@ def iter_proba(self:Predictor,
     _check_tta(tta, self.meta['in_channels'])
     return self._iter_proba(slice_table(data, images), tta, progress)
 
+# %% ../nbs/04_inference.ipynb #b0a0a002
+def _bn_layers(model:nn.Module)->list:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+@contextmanager
+def bn_adapted(
+    model:nn.Module,   # PyTorch model in eval mode, with batch norm
+    forward,           # Runs `model` on a batch in its device, precision and layout (a runner of `Predictor`)
+    xb:torch.Tensor,   # All slices of one volume, as the model takes them: (B,C,H,W), normalized
+    alpha:float=0.5,   # Weight of the volume's statistics; the training statistics keep 1 - alpha
+):
+    "Inside the block, `model`'s batch norms normalize with `alpha` × the statistics of `xb` + (1 − `alpha`) × the training ones"
+    bns = _bn_layers(model)
+    if not bns: raise ValueError(f"bn_adapt: {type(model).__name__} has no batch-norm layer with running statistics to adapt")
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in bns]
+    try:
+        for m in bns: m.reset_running_stats(); m.momentum = None; m.train()   # cumulative average: one batch, its statistics
+        forward(xb)
+        for m, (mu, var, _, _) in zip(bns, saved): m.eval(); m.running_mean.lerp_(mu, 1 - alpha); m.running_var.lerp_(var, 1 - alpha)
+        yield model
+    finally:
+        for m, (mu, var, n, mom) in zip(bns, saved):
+            m.eval(); m.momentum = mom; m.running_mean.copy_(mu); m.running_var.copy_(var); m.num_batches_tracked.copy_(n)
+
+@patch
+def adapt(self:_TorchRunner, xb:torch.Tensor, alpha:float):
+    "`bn_adapted` for this runner's model"
+    return bn_adapted(self.model, self, xb, alpha)
+
+@patch
+@contextmanager
+def adapt(self:_MeanRunner, xb:torch.Tensor, alpha:float):
+    "Every model of the ensemble adapted to `xb`"
+    with ExitStack() as st:
+        for r in self.runners: st.enter_context(r.adapt(xb, alpha))
+        yield self
+
+
 # %% ../nbs/04_inference.ipynb #0844ac7e
 _SCHEMA = pa.schema([('image', pa.string()), ('patient', pa.string()), ('slice', pa.int64()), ('rle_mask', pa.string()),
                      ('abnormal_pixels', pa.int64()), ('max_probability', pa.float64())])
@@ -744,6 +808,10 @@ def _model_meta(model_or_run, meta:dict=None)->tuple:
         model = model_or_run
     else: model, meta = load_model(_model_file(Path(model_or_run)))
     meta = _check_meta(meta)
+    if meta['bn_adapt']:   # an exported graph has its batch-norm statistics baked in
+        warnings.warn(f"bn_adapt={meta['bn_adapt']} of the model's recipe needs the PyTorch model: the exported file predicts "
+                      "with the training batch-norm statistics (use model.pth for the recipe's predictions)")
+        meta = {**meta, 'bn_adapt': 0.}
     m = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
     return m, {**meta, 'output': 'probability'}
 

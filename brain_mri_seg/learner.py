@@ -9,7 +9,8 @@ __all__ = ['HUB_TIMEOUT', 'LAYOUT_MIN_SECONDS', 'WeightsError', 'seg_model', 'lo
            'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss', 'BCETverskyLoss', 'LovaszLoss', 'BCELovaszLoss',
            'get_loss', 'iou_score', 'dice_score', 'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16',
            'pick_precision', 'ChannelsLastCallback', 'BF16Callback', 'time_layouts', 'faster_channels_last',
-           'pick_channels_last', 'seg_splitter', 'seg_learner', 'EMACallback', 'save_model', 'load_model']
+           'pick_channels_last', 'seg_splitter', 'seg_learner', 'EMACallback', 'add_deep_supervision',
+           'DeepSupervision', 'save_model', 'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -124,6 +125,7 @@ def seg_model(
     pretrained:bool=False,  # Start the encoder from smp's hub weights ('imagenet'); needs network or the hub cache
     weights:str|Path=None,  # Local encoder weights file (see `load_encoder_weights`); used instead of `pretrained`
     in_channels:int=3,      # Image channels
+    deep_supervision:int=0, # Logit heads on this many decoder blocks below full resolution (`add_deep_supervision`; Unet only)
     **kwargs                # Passed to the smp class, e.g. `encoder_depth`, `decoder_channels`
 )->nn.Module:               # smp model giving 1 channel of logits; `.weights_source` says where its weights came from
     "An smp segmentation model with one output channel of logits, by architecture and encoder name"
@@ -141,6 +143,7 @@ def seg_model(
     else:
         model = cls(encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=1, **kwargs)
         model.weights_source = 'random init'
+    if deep_supervision: add_deep_supervision(model, deep_supervision); cfg['kwargs'] = {**kwargs, 'deep_supervision': deep_supervision}
     model.seg_config = cfg
     return model
 
@@ -623,7 +626,8 @@ def seg_learner(
     if channels_last is None: channels_last, times = pick_channels_last(prec, dls.device, model, _batch_shape(dls) if prec == 'fp32' else None)
     learn = Learner(dls, model, loss_func=loss_func, opt_func=partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True)), lr=lr, wd=wd,
                     metrics=_seg_metrics(dls, thresh), splitter=seg_splitter,
-                    cbs=L(cbs) + _train_cbs(dls, prec, channels_last, grad_clip, grad_accum, ema), **kwargs)
+                    cbs=L(cbs) + _train_cbs(dls, prec, channels_last, grad_clip, grad_accum, ema)
+                        + ([DeepSupervision()] if hasattr(model, 'ds_heads') else []), **kwargs)
     learn.precision, learn.weights_source = prec, getattr(model, 'weights_source', 'unknown')
     learn.channels_last, learn.layout_seconds = bool(channels_last), times
     return learn
@@ -712,6 +716,52 @@ def state_dict(self:EMACallback)->dict:
 def load_state_dict(self:EMACallback, st:dict):
     "Continue the average saved by `state_dict` in the next fit (a resumed run)"
     self.avg, self.n, self.resumed = {k: v.detach().clone() for k, v in st['avg'].items()}, int(st['n']), True
+
+# %% ../nbs/02_learner.ipynb #d5e0a002
+def _ds_keep(block:nn.Module, args, out):
+    "Forward hook of a supervised decoder block: keep its output while training"
+    if block.training: block._ds_out = out
+
+def _ds_collect(model:nn.Module, args, out):
+    "Forward hook of the model: the heads' logits of the kept block outputs into `model.ds_logits`"
+    blocks = model.decoder.blocks
+    if model.training: model.ds_logits = [h(blocks[i].__dict__.pop('_ds_out')) for h, i in zip(model.ds_heads, model.ds_index)]
+    else: model.ds_logits = []
+
+def add_deep_supervision(
+    model:nn.Module,  # An smp `Unet`
+    scales:int=3,     # Decoder blocks below full resolution that get a head (1 to the number of blocks - 1), from ½ down
+)->nn.Module:         # The same `model`, with `ds_heads` and, after each forward pass in training mode, `ds_logits`
+    "Give an smp `Unet` a 1×1-conv logit head on each of its `scales` coarser decoder outputs (nnU-Net's deep supervision)"
+    if not isinstance(model, smp.Unet): raise ValueError(f"deep supervision needs an smp Unet, got {type(model).__name__}")
+    if hasattr(model, 'ds_heads'): raise ValueError("the model already has deep-supervision heads")
+    blocks = model.decoder.blocks; n = len(blocks)
+    if isinstance(scales, bool) or int(scales) != scales or not 1 <= scales <= n - 1:
+        raise ValueError(f"deep_supervision must be an integer from 1 to {n - 1} (the decoder blocks of this Unet below full resolution), got {scales!r}")
+    model.ds_index = list(range(n - 2, n - 2 - int(scales), -1))
+    model.ds_heads = nn.ModuleList(nn.Conv2d(blocks[i].conv2[0].out_channels, 1, 1) for i in model.ds_index)
+    model.ds_logits = []
+    for i in model.ds_index: blocks[i].register_forward_hook(_ds_keep)
+    model.register_forward_hook(_ds_collect)
+    return model
+
+
+# %% ../nbs/02_learner.ipynb #d5e0a007
+class DeepSupervision(Callback):
+    "Training loss over the full-resolution output and the heads of `add_deep_supervision`, weighted 1, 1/2, 1/4, ..., normalized"
+    order = GradientAccumulation.order - 1   # the whole loss before the accumulation scales it
+    def before_fit(self):
+        w = [2.**-i for i in range(len(_unwrap(self.learn.model).ds_heads) + 1)]
+        self.weights = [v/sum(w) for v in w]
+    def after_loss(self):
+        if not self.training: return
+        y = self.yb[0].as_subclass(Tensor).float()
+        if y.ndim == 3: y = y[:, None]
+        loss = self.weights[0]*self.learn.loss_grad
+        for w, z in zip(self.weights[1:], _unwrap(self.learn.model).ds_logits):
+            loss = loss + w*self.learn.loss_func(z, F.interpolate(y, size=z.shape[-2:], mode='area'))
+        self.learn.loss_grad = loss
+
 
 # %% ../nbs/02_learner.ipynb #faf610f1
 def _jsonable(o):

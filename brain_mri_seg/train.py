@@ -51,6 +51,7 @@ class ArchitectureConfig:
     encoder_depth:int|None=None            # Encoder stages, 3..5; None: smp's default, 5 (ours)
     decoder_channels:list[int]|None=None   # Unet decoder widths, one per stage; None: smp's default (ours)
     decoder_attention_type:str|None=None   # Unet/UnetPlusPlus decoder attention: None or 'scse' (smp's spatial and channel squeeze-and-excitation) (ours)
+    deep_supervision:int=0   # Unet: logit heads on this many coarser decoder outputs, trained with the loss (nnU-Net's deep supervision); 0: none (ours)
 
 @dataclass
 class AugmentationConfig:
@@ -114,6 +115,7 @@ class PredictionConfig:
     test_time_augmentations:list[str]=field(default_factory=list)  # horizontal_flip and/or vertical_flip: the default TTA of `predict` and of the validation predictions
     keep_largest:int=0            # Keep only this many largest 3-D components of each patient's predicted volume; 0 keeps all (ours)
     min_fraction:float=0.         # With keep_largest: also keep every component of at least this fraction of the largest one's volume (ours)
+    bn_adapt:float=0.             # Weight of each volume's own batch-norm statistics when predicting it (test-time adaptation, `bn_adapted`); 0: the training statistics (ours)
 
 @dataclass
 class TrainingConfig:
@@ -277,6 +279,7 @@ def _check_config(c:Config, where:str)->Config:
     f = c.prediction.min_fraction
     need(0 <= f <= 1, 'prediction.min_fraction', 'in [0, 1] (a fraction of the largest component)', f)
     need(not f or c.prediction.keep_largest, 'prediction.min_fraction', '0 while prediction.keep_largest is 0 (every component is kept)', f)
+    need(0 <= c.prediction.bn_adapt <= 1, 'prediction.bn_adapt', "in [0, 1] (the weight of each volume's batch-norm statistics)", c.prediction.bn_adapt)
     need(not t.batch_dice or 'batch' in inspect.signature(_loss_class(t.loss_function)).parameters, 'training.batch_dice',
          f'false with training.loss_function {t.loss_function} (it has no Dice, Tversky or Lovasz term)', t.batch_dice)
     need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
@@ -293,6 +296,9 @@ def _check_config(c:Config, where:str)->Config:
     need(a.decoder_attention_type in (None, 'scse'), 'architecture.decoder_attention_type', "None or 'scse'", a.decoder_attention_type)
     need(a.decoder_attention_type is None or a.architecture in ('Unet', 'UnetPlusPlus'), 'architecture.decoder_attention_type',
          f'None with architecture {a.architecture} (only Unet and UnetPlusPlus decoders have attention)', a.decoder_attention_type)
+    ds, depth = a.deep_supervision, a.encoder_depth or 5
+    need(ds == 0 or a.architecture == 'Unet', 'architecture.deep_supervision', f'0 with architecture {a.architecture} (heads go on a Unet decoder)', ds)
+    need(0 <= ds <= depth - 1, 'architecture.deep_supervision', f'0..{depth - 1} (the decoder outputs below full resolution)', ds)
     need(c.environment.seed >= -1, 'environment.seed', '-1 (draw one) or >= 0', c.environment.seed)
     return c
 
@@ -429,7 +435,7 @@ PRESETS = {
                 'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.75,
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1, 'environment.cache_images': True,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
-                'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'],
+                'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'], 'prediction.bn_adapt': 0.25,
                 'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
                 'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
                 'experiment_name': 'lgg-cpu'}}
@@ -687,7 +693,8 @@ def _splitter(layers):
 # %% ../nbs/03_train.ipynb #7d3b8593
 def _model_kwargs(cfg:Config)->dict:
     a = cfg.architecture
-    kw = dict(encoder_depth=a.encoder_depth, decoder_channels=a.decoder_channels, decoder_attention_type=a.decoder_attention_type)
+    kw = dict(encoder_depth=a.encoder_depth, decoder_channels=a.decoder_channels, decoder_attention_type=a.decoder_attention_type,
+              deep_supervision=a.deep_supervision or None)
     return {k: v for k, v in kw.items() if v is not None}
 
 # %% ../nbs/03_train.ipynb #93f2156f
@@ -937,7 +944,7 @@ def _finish(learn:Learner, cfg:Config, run:Path, fold:int, env:dict):
     meta = dict(arch=c.architecture.architecture, encoder=c.architecture.backbone, size=c.image.image_height,
                 norm=c.image.image_normalization.lower(), threshold=c.prediction.probability_threshold,
                 tta=tta_mode(c.prediction.test_time_augmentations), largest=c.prediction.keep_largest, min_fraction=c.prediction.min_fraction,
-                context=c.image.context_slices, config=c.to_dict(), fold=fold, run=str(run))
+                bn_adapt=c.prediction.bn_adapt, context=c.image.context_slices, config=c.to_dict(), fold=fold, run=str(run))
     save_model(learn.model, run/'model.pth', meta)
     preds = validation_predictions(learn, meta)
     atomic_write(run/'validation_predictions.parquet', lambda p: preds.to_parquet(p, index=False))

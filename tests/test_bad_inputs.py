@@ -288,6 +288,10 @@ CONFIG_CASES = [   # train --config bad.yaml / --set: a field that does not exis
          ('dataset.patient_balance',), r'must be in \[0, 1\] \(0: every tumour slice alike, 1: every patient alike\), got 2', verbs=T),
     Case('set-tumour-cutout-out-of-range', lambda fx, d: {'set': 'augmentation.tumour_cutout=1.5'},
          ('augmentation.tumour_cutout',), r'must be in \[0, 1\], got 1\.5', verbs=T),
+    Case('set-bn-adapt-out-of-range', lambda fx, d: {'set': 'prediction.bn_adapt=2'},
+         ('prediction.bn_adapt',), r"must be in \[0, 1\] \(the weight of each volume's batch-norm statistics\), got 2", verbs=T),
+    Case('config-deep-supervision-on-fpn', YAML('architecture:\n  architecture: FPN\n  deep_supervision: 3\n'),
+         ('bad.yaml', 'architecture.deep_supervision'), r'must be 0 with architecture FPN \(heads go on a Unet decoder\), got 3', verbs=T),
     Case('config-unknown-tta', YAML('prediction:\n  test_time_augmentations: [rotate90]\n'),
          ('bad.yaml', 'prediction.test_time_augmentations'), r'must be a list of any of horizontal_flip, vertical_flip and context_flip', verbs=T),
 ]
