@@ -4,7 +4,8 @@ Run from the repo root, after training the folds:
     python bench/postprocess.py runs/lgg-cpu [--data ../shared/data/lgg/kaggle_3m]
 
 Each fold's model predicts every slice of its own held-out patients (`holdout_table`) once per TTA mode; each threshold
-and `keep_largest` setting (a count, or '1+5%': the largest component and every other of at least 5% of its size) is then applied to those probabilities and scored with the project's `evaluate`, pooled over
+and `keep_largest` setting (a count; '1+5%': the largest component and every other of at least 5% of its size; '1>0.4',
+with `--grow 0.4`: the largest component grown into the voxels above 0.4 connected to it, a hysteresis threshold) is then applied to those probabilities and scored with the project's `evaluate`, pooled over
 the folds (every patient scored once, by the model that never saw it). The threshold is also chosen without looking at
 the patients it is scored on: for fold K, the threshold with the best pooled mean volume Dice on the *other* folds'
 held-out patients. Prints one markdown table and a last line `RESULT best=<setting> volume_dice_mean=...`.
@@ -13,6 +14,7 @@ import argparse, os, warnings, itertools
 from pathlib import Path
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import numpy as np, pandas as pd
+from scipy import ndimage
 from brain_mri_seg.data import read_data, rle_encode
 from brain_mri_seg.inference import Predictor, holdout_table, postprocess
 from brain_mri_seg.evaluate import evaluate, summary_metrics
@@ -22,21 +24,29 @@ THRESHOLDS = (0.4, 0.5, 0.6)
 LARGEST = (0, 1, 2, '1+5%', '1+20%')   # '1+5%': the largest component and every other of at least 5% of its size
 
 
-def fold_probs(run:Path, data:str, tta:str, p:Predictor=None):
+def fold_probs(run:Path, data:str, tta:str, p:Predictor=None, bn_adapt:float=None):
     "Rows and probability maps (float16, original size) of the held-out patients of fold run `run` (predicted by `p`, default: its model)"
     df = holdout_table(run, data)
-    p = p or Predictor.load(run, tta=tta, backend='torch')
+    p = p or Predictor.load(run, tta=tta, backend='torch', bn_adapt=bn_adapt)
     rows, probs = [], []
     for r, pr in p.iter_proba(df, tta): rows.append(r); probs.append(pr.astype(np.float16))
     return pd.DataFrame(rows), probs
 
 
-def volume_masks(rows:pd.DataFrame, probs:list, thr:float, k:int=0, frac:float=0.)->list:
-    "Thresholded probabilities, each patient's volume then kept to its `k` largest components (and those of `frac` of the largest)"
+def grow(vol:np.ndarray, prob:np.ndarray, low:float)->np.ndarray:
+    "`vol` and every voxel of `prob` above `low` connected to it (face neighbours in 3-D, as `postprocess`)"
+    lab, _ = ndimage.label(prob > low, structure=ndimage.generate_binary_structure(3, 1))
+    keep = np.unique(lab[(vol > 0) & (lab > 0)])
+    return (np.isin(lab, keep) & (lab > 0) | (vol > 0)).astype(np.uint8)
+
+
+def volume_masks(rows:pd.DataFrame, probs:list, thr:float, k:int=0, frac:float=0., low:float=None)->list:
+    "Thresholded probabilities, each patient's volume then kept to its `k` largest components (and those of `frac` of the largest), grown to `low`"
     masks = [(p > thr).astype(np.uint8) for p in probs]
     if k:
         for _, idx in rows.groupby('patient', sort=False).indices.items():
             vol = postprocess(np.stack([masks[i] for i in idx]), largest=k, min_fraction=frac)
+            if low is not None: vol = grow(vol, np.stack([probs[i] for i in idx]).astype(np.float32), low)
             for i, m in zip(idx, vol): masks[i] = m
     return masks
 
@@ -47,7 +57,8 @@ def as_pred(rows:pd.DataFrame, masks:list)->pd.DataFrame:
 
 
 def masks_of(rows:pd.DataFrame, probs:list, thr:float, largest)->pd.DataFrame:
-    "Predictions table of thresholded (and 3-D post-processed) probabilities; `largest` is a count or 'K+F%'"
+    "Predictions table of thresholded (and 3-D post-processed) probabilities; `largest` is a count, 'K+F%' or 'K>LOW'"
+    if isinstance(largest, str) and '>' in largest: return as_pred(rows, volume_masks(rows, probs, thr, int(largest.split('>')[0]), low=float(largest.split('>')[1])))
     k, frac = (int(largest.split('+')[0]), float(largest.split('+')[1].rstrip('%'))/100) if isinstance(largest, str) else (largest, 0.)
     return as_pred(rows, volume_masks(rows, probs, thr, k, frac))
 
@@ -68,14 +79,17 @@ def main():
     ap.add_argument('folds', help='parent folder of the fold_K run folders')
     ap.add_argument('--data', default='../shared/data/lgg/kaggle_3m')
     ap.add_argument('--tta', default='none,hflip', help='comma-separated TTA modes to compare')
+    ap.add_argument('--bn-adapt', type=float, default=None, help="weight of each volume's own batch-norm statistics (default: the model's recipe)")
+    ap.add_argument('--grow', default='', help="comma-separated low thresholds: also the largest component grown into the voxels above each (keep_largest '1>LOW')")
     a = ap.parse_args()
+    largest = LARGEST + tuple(f'1>{t}' for t in a.grow.split(',') if t)
     truth = read_data(a.data)
     runs = [d for d in fold_dirs(a.folds) if (d/'model.pth').is_file()]
     if not runs: raise SystemExit(f"{a.folds}: no fold_K/model.pth")
     res, per_fold = [], {}
     for tta in a.tta.split(','):
-        got = [fold_probs(r, a.data, tta) for r in runs]
-        for thr, k in itertools.product(THRESHOLDS, LARGEST):
+        got = [fold_probs(r, a.data, tta, bn_adapt=a.bn_adapt) for r in runs]
+        for thr, k in itertools.product(THRESHOLDS, largest):
             preds = [masks_of(rows, probs, thr, k) for rows, probs in got]
             sl, pa = score(preds, truth)
             m = summary_metrics(sl, pa)
@@ -85,7 +99,7 @@ def main():
                             empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes'])))
     t = pd.DataFrame(res).astype({'threshold': object})
     # Honest threshold: for each fold, the threshold that is best on the other folds (same TTA and keep_largest)
-    for tta, k in itertools.product(a.tta.split(','), LARGEST if len(runs) > 1 else ()):   # needs other folds
+    for tta, k in itertools.product(a.tta.split(','), largest if len(runs) > 1 else ()):   # needs other folds
         sl_all, pa_all = [], []
         for i in range(len(runs)):
             def others(thr): return np.mean(np.concatenate([per_fold[(tta, thr, k)][0][j].volume_dice.to_numpy()

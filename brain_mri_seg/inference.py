@@ -286,6 +286,9 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
     if self.bn_adapt and (backend == 'onnx' or not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule)):
         raise ValueError(f"bn_adapt={self.bn_adapt}: adapting batch norm to each volume needs the PyTorch model (model.pth) and "
                          "backend 'torch' or 'auto'; pass bn_adapt=0 to predict with an exported model or ONNX Runtime")
+    if self.bn_adapt and not _bn_layers(model):
+        raise ValueError(f"bn_adapt={self.bn_adapt}: the model has no batch norm to adapt (its layers normalize each image by itself, "
+                         "e.g. seg_model(norm='instance')); pass bn_adapt=0")
     if self.bn_adapt and backend == 'auto': backend = 'torch'
     if not isinstance(model, nn.Module):                # an ONNX Runtime session
         self.backend, self.precision, self.channels_last, self.model = 'onnx', 'fp32', False, model

@@ -32,7 +32,7 @@ from fastcore.basics import noop
 from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
-from .learner import seg_learner, save_model, get_loss, _unwrap, _LOSSES, _loss_class
+from .learner import seg_learner, save_model, get_loss, _unwrap, _LOSSES, _loss_class, NORM_LAYERS
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid
 
@@ -52,6 +52,7 @@ class ArchitectureConfig:
     decoder_channels:list[int]|None=None   # Unet decoder widths, one per stage; None: smp's default (ours)
     decoder_attention_type:str|None=None   # Unet/UnetPlusPlus decoder attention: None or 'scse' (smp's spatial and channel squeeze-and-excitation) (ours)
     deep_supervision:int=0   # Unet: logit heads on this many coarser decoder outputs, trained with the loss (nnU-Net's deep supervision); 0: none (ours)
+    norm:str='batch'         # Normalization layers of encoder and decoder: 'batch' (smp's), 'instance' (nnU-Net's) or 'group' (`replace_norm`) (ours)
 
 @dataclass
 class AugmentationConfig:
@@ -299,6 +300,9 @@ def _check_config(c:Config, where:str)->Config:
     ds, depth = a.deep_supervision, a.encoder_depth or 5
     need(ds == 0 or a.architecture == 'Unet', 'architecture.deep_supervision', f'0 with architecture {a.architecture} (heads go on a Unet decoder)', ds)
     need(0 <= ds <= depth - 1, 'architecture.deep_supervision', f'0..{depth - 1} (the decoder outputs below full resolution)', ds)
+    need(a.norm in NORM_LAYERS, 'architecture.norm', ' or '.join(map(repr, NORM_LAYERS)), a.norm)
+    need(a.norm == 'batch' or not c.prediction.bn_adapt, 'prediction.bn_adapt',
+         f"0 with architecture.norm {a.norm!r} (no batch norm to adapt)", c.prediction.bn_adapt)
     need(c.environment.seed >= -1, 'environment.seed', '-1 (draw one) or >= 0', c.environment.seed)
     return c
 
@@ -694,7 +698,7 @@ def _splitter(layers):
 def _model_kwargs(cfg:Config)->dict:
     a = cfg.architecture
     kw = dict(encoder_depth=a.encoder_depth, decoder_channels=a.decoder_channels, decoder_attention_type=a.decoder_attention_type,
-              deep_supervision=a.deep_supervision or None)
+              deep_supervision=a.deep_supervision or None, norm=None if a.norm == 'batch' else a.norm)
     return {k: v for k, v in kw.items() if v is not None}
 
 # %% ../nbs/03_train.ipynb #93f2156f

@@ -292,6 +292,10 @@ CONFIG_CASES = [   # train --config bad.yaml / --set: a field that does not exis
          ('prediction.bn_adapt',), r"must be in \[0, 1\] \(the weight of each volume's batch-norm statistics\), got 2", verbs=T),
     Case('config-deep-supervision-on-fpn', YAML('architecture:\n  architecture: FPN\n  deep_supervision: 3\n'),
          ('bad.yaml', 'architecture.deep_supervision'), r'must be 0 with architecture FPN \(heads go on a Unet decoder\), got 3', verbs=T),
+    Case('config-unknown-norm', YAML('architecture:\n  norm: layer\n'),
+         ('bad.yaml', 'architecture.norm'), r"must be 'batch' or 'instance' or 'group', got 'layer'", verbs=T),
+    Case('config-norm-with-bn-adapt', YAML('architecture:\n  norm: group\nprediction:\n  bn_adapt: 0.5\n'),
+         ('bad.yaml', 'prediction.bn_adapt'), r"must be 0 with architecture.norm 'group' \(no batch norm to adapt\), got 0.5", verbs=T),
     Case('config-unknown-tta', YAML('prediction:\n  test_time_augmentations: [rotate90]\n'),
          ('bad.yaml', 'prediction.test_time_augmentations'), r'must be a list of any of horizontal_flip, vertical_flip and context_flip', verbs=T),
 ]
