@@ -53,6 +53,7 @@ class ArchitectureConfig:
     decoder_attention_type:str|None=None   # Unet/UnetPlusPlus decoder attention: None or 'scse' (smp's spatial and channel squeeze-and-excitation) (ours)
     deep_supervision:int=0   # Unet: logit heads on this many coarser decoder outputs, trained with the loss (nnU-Net's deep supervision); 0: none (ours)
     norm:str='batch'         # Normalization layers of encoder and decoder: 'batch' (smp's), 'instance' (nnU-Net's) or 'group' (`replace_norm`) (ours)
+    decoder_interpolation:str|None=None    # Decoder upsampling of Unet, UnetPlusPlus, FPN, MAnet, PAN: 'nearest', 'bilinear' or 'bicubic'; None: smp's default (ours)
 
 @dataclass
 class AugmentationConfig:
@@ -253,6 +254,8 @@ def _section(cls, d, sec:str, where:str, ignored:list):
     return cls(**kw)
 
 # %% ../nbs/03_train.ipynb #472922c4
+_INTERP_ARCHS = ('Unet', 'UnetPlusPlus', 'FPN', 'MAnet', 'PAN')   # smp architectures with `decoder_interpolation`
+
 def _check_config(c:Config, where:str)->Config:
     "Raise `DataError` for values no run can use"
     def need(ok, key, what, v):
@@ -301,6 +304,10 @@ def _check_config(c:Config, where:str)->Config:
     need(ds == 0 or a.architecture == 'Unet', 'architecture.deep_supervision', f'0 with architecture {a.architecture} (heads go on a Unet decoder)', ds)
     need(0 <= ds <= depth - 1, 'architecture.deep_supervision', f'0..{depth - 1} (the decoder outputs below full resolution)', ds)
     need(a.norm in NORM_LAYERS, 'architecture.norm', ' or '.join(map(repr, NORM_LAYERS)), a.norm)
+    di = a.decoder_interpolation
+    need(di in (None, 'nearest', 'bilinear', 'bicubic'), 'architecture.decoder_interpolation', "None, 'nearest', 'bilinear' or 'bicubic'", di)
+    need(di is None or a.architecture in _INTERP_ARCHS, 'architecture.decoder_interpolation',
+         f"None with architecture {a.architecture} (only {', '.join(_INTERP_ARCHS)} take it)", di)
     need(a.norm == 'batch' or not c.prediction.bn_adapt, 'prediction.bn_adapt',
          f"0 with architecture.norm {a.norm!r} (no batch norm to adapt)", c.prediction.bn_adapt)
     need(c.environment.seed >= -1, 'environment.seed', '-1 (draw one) or >= 0', c.environment.seed)
@@ -698,7 +705,8 @@ def _splitter(layers):
 def _model_kwargs(cfg:Config)->dict:
     a = cfg.architecture
     kw = dict(encoder_depth=a.encoder_depth, decoder_channels=a.decoder_channels, decoder_attention_type=a.decoder_attention_type,
-              deep_supervision=a.deep_supervision or None, norm=None if a.norm == 'batch' else a.norm)
+              deep_supervision=a.deep_supervision or None, norm=None if a.norm == 'batch' else a.norm,
+              decoder_interpolation=a.decoder_interpolation)
     return {k: v for k, v in kw.items() if v is not None}
 
 # %% ../nbs/03_train.ipynb #93f2156f
