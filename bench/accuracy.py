@@ -37,6 +37,15 @@ def substituted(truth:pd.DataFrame)->dict:
     return out
 
 
+
+def save_scores(out, slices:list, patients:list, rows:list):
+    "Write per_slice.csv, per_patient.csv and folds.csv of the folds' score tables to folder `out`, each atomically"
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads, and the intersections
+    for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
+        t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('folds', help='parent folder of the fold_K run folders')
@@ -89,11 +98,7 @@ def main():
             acc.append(t[t.fold.isin(new.fold)])
         rows.sort(key=lambda r: int(r['fold']))
     if not rows: raise SystemExit(f"{a.folds}: no fold_K/validation_predictions.parquet")
-    if a.save:
-        out = Path(a.save); out.mkdir(parents=True, exist_ok=True)
-        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']   # what summary_metrics reads, and the intersections
-        for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
-            t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
+    if a.save: save_scores(a.save, slices, patients, rows)
     pooled = summary_metrics(pd.concat(slices, ignore_index=True), pd.concat(patients, ignore_index=True))
     t = pd.DataFrame(rows)
     t.loc[len(t)] = dict(fold='pooled', patients=pooled['patients'], volume_dice_mean=pooled['volume_dice_mean'],

@@ -14,7 +14,6 @@ writes the same per_slice.csv / per_patient.csv / folds.csv as `bench/accuracy.p
 Prints the per-fold and pooled table and a last line `RESULT volume_dice_mean=... volume_dice_median=...`.
 """
 import argparse, os, warnings
-from pathlib import Path
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import pandas as pd, torch
 from brain_mri_seg.data import read_data, read_image
@@ -22,6 +21,7 @@ from brain_mri_seg.datablock import context_images, read_context, volume_stats
 from brain_mri_seg.evaluate import evaluate, summary_metrics
 from brain_mri_seg.inference import Predictor, holdout_table, _bn_layers
 from brain_mri_seg.train import fold_dirs, load_config, slice_table
+from accuracy import save_scores
 
 
 def recalibrate(p:Predictor, train:pd.DataFrame, bs:int=16):
@@ -69,11 +69,7 @@ def main():
         slices.append(res['per_slice'].assign(fold=str(fold))); patients.append(res['per_patient'].assign(fold=str(fold)))
         print(f"fold {fold}: {m['volume_dice_mean']:.3f} / {m['volume_dice_median']:.3f}", flush=True)
     if not rows: raise SystemExit(f"{a.folds}: no fold_K/model.pth")
-    if a.save:
-        out = Path(a.save); out.mkdir(parents=True, exist_ok=True)
-        keep = ['fold', 'patient', 'slice', 'true_pixels', 'pred_pixels', 'intersection', 'dice', 'iou']
-        for name, t in (('per_slice', pd.concat(slices)[keep]), ('per_patient', pd.concat(patients)), ('folds', pd.DataFrame(rows))):
-            t.to_csv(out/f'{name}.csv.tmp', index=False); os.replace(out/f'{name}.csv.tmp', out/f'{name}.csv')
+    if a.save: save_scores(a.save, slices, patients, rows)
     pooled = summary_metrics(pd.concat(slices, ignore_index=True), pd.concat(patients, ignore_index=True))
     t = pd.DataFrame(rows)
     print('\n| ' + ' | '.join(t.columns) + ' |\n|' + '---|'*len(t.columns))

@@ -14,9 +14,8 @@ import argparse, os, warnings, itertools
 from pathlib import Path
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import numpy as np, pandas as pd
-from scipy import ndimage
 from brain_mri_seg.data import read_data, rle_encode
-from brain_mri_seg.inference import Predictor, holdout_table, postprocess
+from brain_mri_seg.inference import Predictor, holdout_table, postprocess, _labels
 from brain_mri_seg.evaluate import evaluate, summary_metrics
 from brain_mri_seg.train import fold_dirs
 
@@ -34,10 +33,9 @@ def fold_probs(run:Path, data:str, tta:str, p:Predictor=None, bn_adapt:float=Non
 
 
 def grow(vol:np.ndarray, prob:np.ndarray, low:float)->np.ndarray:
-    "`vol` and every voxel of `prob` above `low` connected to it (face neighbours in 3-D, as `postprocess`)"
-    lab, _ = ndimage.label(prob > low, structure=ndimage.generate_binary_structure(3, 1))
-    keep = np.unique(lab[(vol > 0) & (lab > 0)])
-    return (np.isin(lab, keep) & (lab > 0) | (vol > 0)).astype(np.uint8)
+    "`vol` and every voxel of `prob` above `low` connected to it (3-D components of face neighbours, as `postprocess`)"
+    lab, _ = _labels(prob > low, 3, 1)
+    return (np.isin(lab, lab[(vol > 0) & (lab > 0)]) | (vol > 0)).astype(np.uint8)
 
 
 def volume_masks(rows:pd.DataFrame, probs:list, thr:float, k:int=0, frac:float=0., low:float=None)->list:

@@ -121,6 +121,9 @@ def _pretrained_model(cls:type, encoder:str, in_channels:int, kwargs:dict)->nn.M
 # %% ../nbs/02_learner.ipynb #782271d8
 NORM_LAYERS = ('batch', 'instance', 'group')
 
+def _check_norm(norm:str):
+    if norm not in NORM_LAYERS: raise ValueError(f"norm={norm!r}: expected one of {', '.join(map(repr, NORM_LAYERS))}")
+
 def _norm_like(bn:nn.BatchNorm2d, norm:str, groups:int)->nn.Module:
     "A `norm` layer for `bn`'s channels, with its scale and shift"
     n = bn.num_features
@@ -136,7 +139,7 @@ def replace_norm(
     groups:int=32,       # With 'group': at most this many groups, the largest count that divides a layer's channels
 )->nn.Module:            # `model`
     "Replace every batch norm of `model` by a per-image normalization, keeping its scale and shift"
-    if norm not in NORM_LAYERS: raise ValueError(f"norm={norm!r}: expected one of {', '.join(map(repr, NORM_LAYERS))}")
+    _check_norm(norm)
     if norm == 'batch': return model
     for parent in list(model.modules()):
         for name, c in list(parent.named_children()):
@@ -158,7 +161,7 @@ def seg_model(
     cls, encoder = _smp_arch(arch), _check_encoder(encoder)
     if kwargs.pop('classes', 1) != 1 or kwargs.pop('activation', None) is not None:
         raise ValueError("seg_model always builds 1 output channel of logits: drop `classes`/`activation`")
-    if norm not in NORM_LAYERS: raise ValueError(f"norm={norm!r}: expected one of {', '.join(map(repr, NORM_LAYERS))}")
+    _check_norm(norm)   # before any weights are fetched
     cfg = dict(arch=cls.__name__, encoder=encoder, in_channels=in_channels, kwargs=kwargs)
     if weights is not None:
         if in_channels != 3 and encoder.startswith('tu-'): raise ValueError("weights=PATH with a 'tu-' encoder needs in_channels=3")
