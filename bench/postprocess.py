@@ -5,7 +5,9 @@ Run from the repo root, after training the folds:
 
 Each fold's model predicts every slice of its own held-out patients (`holdout_table`) once per TTA mode; each threshold
 and `keep_largest` setting (a count; '1+5%': the largest component and every other of at least 5% of its size; '1>0.4',
-with `--grow 0.4`: the largest component grown into the voxels above 0.4 connected to it, a hysteresis threshold) is then applied to those probabilities and scored with the project's `evaluate`, pooled over
+with `--grow 0.4`: the largest component grown into the voxels above 0.4 connected to it, a hysteresis threshold) is then applied to those probabilities
+(and, with `--smooth 1` or `--smooth 1/2`, to each patient's probability volume smoothed by a Gaussian of 1 slice along z
+and 2 pixels in-plane; shown as TTA mode 'hflip~1/2'; 'hflip~other folds' chooses the smoothing with the threshold) and scored with the project's `evaluate`, pooled over
 the folds (every patient scored once, by the model that never saw it). The threshold is also chosen without looking at
 the patients it is scored on: for fold K, the threshold with the best pooled mean volume Dice on the *other* folds'
 held-out patients. Prints one markdown table and a last line `RESULT best=<setting> volume_dice_mean=...`.
@@ -30,6 +32,17 @@ def fold_probs(run:Path, data:str, tta:str, p:Predictor=None, bn_adapt:float=Non
     rows, probs = [], []
     for r, pr in p.iter_proba(df, tta): rows.append(r); probs.append(pr.astype(np.float16))
     return pd.DataFrame(rows), probs
+
+
+def smooth(rows:pd.DataFrame, probs:list, sz:float, sxy:float=0.)->list:
+    "Each patient's probability volume smoothed by a Gaussian of `sz` slices along z and `sxy` pixels in-plane (0: none)"
+    from scipy.ndimage import gaussian_filter
+    out = list(probs)
+    for _, idx in rows.groupby('patient', sort=False).indices.items():
+        idx = idx[np.argsort(rows.slice.to_numpy()[idx], kind='stable')]
+        vol = gaussian_filter(np.stack([probs[i] for i in idx]).astype(np.float32), (sz, sxy, sxy), mode='nearest')
+        for i, v in zip(idx, vol): out[i] = v.astype(np.float16)
+    return out
 
 
 def grow(vol:np.ndarray, prob:np.ndarray, low:float)->np.ndarray:
@@ -78,32 +91,42 @@ def main():
     ap.add_argument('--data', default='../shared/data/lgg/kaggle_3m')
     ap.add_argument('--tta', default='none,hflip', help='comma-separated TTA modes to compare')
     ap.add_argument('--bn-adapt', type=float, default=None, help="weight of each volume's own batch-norm statistics (default: the model's recipe)")
+    ap.add_argument('--thresholds', default=','.join(map(str, THRESHOLDS)), help='comma-separated probability thresholds')
+    ap.add_argument('--smooth', default='', help="comma-separated Gaussian widths 'Z' or 'Z/XY' (slices / pixels): also each patient's probabilities smoothed by each before the threshold")
     ap.add_argument('--grow', default='', help="comma-separated low thresholds: also the largest component grown into the voxels above each (keep_largest '1>LOW')")
     a = ap.parse_args()
+    thresholds = tuple(float(t) for t in a.thresholds.split(','))
     largest = LARGEST + tuple(f'1>{t}' for t in a.grow.split(',') if t)
     truth = read_data(a.data)
     runs = [d for d in fold_dirs(a.folds) if (d/'model.pth').is_file()]
     if not runs: raise SystemExit(f"{a.folds}: no fold_K/model.pth")
     res, per_fold = [], {}
     for tta in a.tta.split(','):
-        got = [fold_probs(r, a.data, tta, bn_adapt=a.bn_adapt) for r in runs]
-        for thr, k in itertools.product(THRESHOLDS, largest):
-            preds = [masks_of(rows, probs, thr, k) for rows, probs in got]
-            sl, pa = score(preds, truth)
-            m = summary_metrics(sl, pa)
-            per_fold[(tta, thr, k)] = [pa[pa.patient.isin(p.patient.unique())] for p in preds], [sl[sl.patient.isin(p.patient.unique())] for p in preds]
-            res.append(dict(tta=tta, threshold=thr, keep_largest=k, volume_dice_mean=m['volume_dice_mean'],
-                            volume_dice_median=m['volume_dice_median'], slice_iou=m['slice_iou'],
-                            empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes'])))
+        raw = [fold_probs(r, a.data, tta, bn_adapt=a.bn_adapt) for r in runs]
+        for sm in [''] + [x for x in a.smooth.split(',') if x]:
+            sz, sxy = (float(sm.split('/')[0]), float(sm.split('/')[1]) if '/' in sm else 0.) if sm else (0., 0.)
+            got = [(rows, smooth(rows, probs, sz, sxy) if sm else probs) for rows, probs in raw]
+            tta_sm = f'{tta}~{sm}' if sm else tta
+            for thr, k in itertools.product(thresholds, largest):
+                preds = [masks_of(rows, probs, thr, k) for rows, probs in got]
+                sl, pa = score(preds, truth)
+                m = summary_metrics(sl, pa)
+                per_fold[(tta_sm, thr, k)] = [pa[pa.patient.isin(p.patient.unique())] for p in preds], [sl[sl.patient.isin(p.patient.unique())] for p in preds]
+                res.append(dict(tta=tta_sm, threshold=thr, keep_largest=k, volume_dice_mean=m['volume_dice_mean'],
+                                volume_dice_median=m['volume_dice_median'], slice_iou=m['slice_iou'],
+                                empty_fp_rate=m['empty_fp_rate'], missed_volumes=len(m['missed_volumes'])))
     t = pd.DataFrame(res).astype({'threshold': object})
     # Honest threshold: for each fold, the threshold that is best on the other folds (same TTA and keep_largest)
-    for tta, k in itertools.product(a.tta.split(','), largest if len(runs) > 1 else ()):   # needs other folds
+    # With --smooth, also the smoothing and threshold chosen together on the other folds (per TTA mode and keep_largest)
+    modes = [(m, [m]) for m in t.tta.unique()] + ([(f'{m}~other folds', [x for x in t.tta.unique() if x.split('~')[0] == m])
+                                                   for m in a.tta.split(',')] if a.smooth else [])
+    for (tta, cands), k in itertools.product(modes, largest if len(runs) > 1 else ()):   # needs other folds
         sl_all, pa_all = [], []
         for i in range(len(runs)):
-            def others(thr): return np.mean(np.concatenate([per_fold[(tta, thr, k)][0][j].volume_dice.to_numpy()
-                                                             for j in range(len(runs)) if j != i]))
-            best = max(THRESHOLDS, key=others)
-            pa_all.append(per_fold[(tta, best, k)][0][i]); sl_all.append(per_fold[(tta, best, k)][1][i])
+            def others(c): return np.mean(np.concatenate([per_fold[(c[0], c[1], k)][0][j].volume_dice.to_numpy()
+                                                           for j in range(len(runs)) if j != i]))
+            best = max(itertools.product(cands, thresholds), key=others)
+            pa_all.append(per_fold[(*best, k)][0][i]); sl_all.append(per_fold[(*best, k)][1][i])
         m = summary_metrics(pd.concat(sl_all, ignore_index=True), pd.concat(pa_all, ignore_index=True))
         t.loc[len(t)] = dict(tta=tta, threshold='other folds', keep_largest=k, volume_dice_mean=m['volume_dice_mean'],
                              volume_dice_median=m['volume_dice_median'], slice_iou=m['slice_iou'],
