@@ -38,8 +38,7 @@ def smooth(rows:pd.DataFrame, probs:list, sz:float, sxy:float=0.)->list:
     "Each patient's probability volume smoothed by a Gaussian of `sz` slices along z and `sxy` pixels in-plane (0: none)"
     from scipy.ndimage import gaussian_filter
     out = list(probs)
-    for _, idx in rows.groupby('patient', sort=False).indices.items():
-        idx = idx[np.argsort(rows.slice.to_numpy()[idx], kind='stable')]
+    for _, idx in rows.groupby('patient', sort=False).indices.items():   # rows in slice-table order, as `volume_masks` takes them
         vol = gaussian_filter(np.stack([probs[i] for i in idx]).astype(np.float32), (sz, sxy, sxy), mode='nearest')
         for i, v in zip(idx, vol): out[i] = v.astype(np.float16)
     return out
