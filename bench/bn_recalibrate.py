@@ -17,7 +17,7 @@ import argparse, os, warnings
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import pandas as pd, torch
 from brain_mri_seg.data import read_data, read_image
-from brain_mri_seg.datablock import context_images, read_context, volume_stats
+from brain_mri_seg.datablock import VOLUME_NORMS, context_images, read_context, volume_stats
 from brain_mri_seg.evaluate import evaluate, summary_metrics
 from brain_mri_seg.inference import Predictor, holdout_table, _bn_layers
 from brain_mri_seg.train import fold_dirs, load_config, slice_table
@@ -32,7 +32,7 @@ def recalibrate(p:Predictor, train:pd.DataFrame, bs:int=16):
     with torch.no_grad():
         for _, g in train.groupby('patient'):
             ims = [read_image(f) if ctx is None else read_context(f, ctx[str(f)]) for f in g.image]
-            st = volume_stats(read_image(f) for f in g.image) if p.norm == 'volume' else None
+            st = volume_stats((read_image(f) for f in g.image), p.norm) if p.norm in VOLUME_NORMS else None
             xb = p._batch([p._input(o) for o in ims], [st]*len(ims))
             for i in range(0, len(xb), bs): p.runner(xb[i:i+bs])
     for m in bns: m.eval()

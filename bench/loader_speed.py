@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from fastcore.script import call_parse
 from brain_mri_seg.data import lgg_table, kfold, read_image
-from brain_mri_seg.datablock import get_dls, context_channels
+from brain_mri_seg.datablock import VOLUME_NORMS, get_dls, context_channels
 
 def step_time(bs:int, size:int, steps:int=2, in_channels:int=3)->float:
     "Seconds per training step of smp Unet/resnet34 on random data (after one warm-up step)"
@@ -45,7 +45,7 @@ def main(
     size:int=256,              # Image size
     bs:int=16,                 # Batch size
     aug:str='soft',            # Augmentation preset
-    norm:str='simple',         # Normalization
+    norm:str='simple',         # Normalization, one of `NORMS`
     num_workers:int=0,         # Loader worker processes
     pos_frac:float=None,       # Fraction of each batch from tumour slices (the lgg-cpu preset: 0.5); None: plain shuffle
     p_seq:float=0.,            # Sequence-substitution probability (the lgg-cpu preset: 0.2)
@@ -79,7 +79,7 @@ def main(
     ratio = st / dt
     print(f"data             {path} ({len(df)} slices, {df.patient.nunique()} patients; table built in {t_table:.1f} s)")
     print(f"read_image       {t_read*1e3:.2f} ms/slice")
-    print(f"get_dls          {t_dls:.1f} s ({'reading every image and mask into memory' if cache else 'no cache'}{', with the volume statistics' if norm == 'volume' else ''})")
+    print(f"get_dls          {t_dls:.1f} s ({'reading every image and mask into memory' if cache else 'no cache'}{', with the volume statistics' if norm in VOLUME_NORMS else ''})")
     print(f"train loader     {size}x{size}, bs {bs}, aug {aug}, norm {norm}, num_workers {num_workers}, cache {cache}, "
           f"pos_frac {pos_frac}, p_seq {p_seq:g}, context {context} ({context_channels(context)} channels): "
           f"{done} batches, {dt*1e3:.1f} ms/batch ({dt/bs*1e3:.2f} ms/item), {1/dt:.1f} batches/s")

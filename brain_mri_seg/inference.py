@@ -20,7 +20,7 @@ from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
-from .datablock import NORMS, aug_preset, norm_image, volume_stats, context_images, context_channels, context_order, read_context
+from .datablock import NORMS, VOLUME_NORMS, aug_preset, norm_image, volume_stats, context_images, context_channels, context_order, read_context
 from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _reason
 
 # %% auto #0
@@ -433,7 +433,7 @@ def _batch(self:Predictor, ims:list, stats:list)->torch.Tensor:
 def predict_proba(self:Predictor,
     imgs:list,          # Slices: (H,W,3) uint8 RGB arrays (any size) or image paths; with `context`, also `read_context` stacks
     tta:str=None,       # One of `TTA_MODES`; None: the predictor's
-    stats:list=None,    # For norm='volume': `volume_stats` of each slice's volume; None: each slice's own
+    stats:list=None,    # For the `VOLUME_NORMS`: `volume_stats` of each slice's volume; None: each slice's own
 )->list:                # float32 (H,W) probability map per slice, at the slice's size
     "Probability maps of `imgs`, in batches of `bs`, resized back to each slice's size"
     imgs, tta, out = [self._input(o) for o in imgs], self.tta if tta is None else tta, []
@@ -559,7 +559,7 @@ def _iter_proba(self:Predictor, df:pd.DataFrame, tta, progress:bool=False):
     if progress and len(df): rows = progress_bar(rows, total=len(df))
     def read(chunk):
         ims = [read_image(c.image) if ctx is None else read_context(c.image, ctx[str(c.image)]) for c in chunk]
-        return ims, [self._volume_stats(df, c.patient, stats) for c in chunk] if self.norm == 'volume' else None
+        return ims, [self._volume_stats(df, c.patient, stats) for c in chunk] if self.norm in VOLUME_NORMS else None
     if self.bn_adapt:   # one patient at a time, its batch norms adapted to all its slices
         for _, grp in itertools.groupby(rows, key=lambda r: r.patient):
             ims, st = read(grp := list(grp))
@@ -578,7 +578,7 @@ def _iter_proba(self:Predictor, df:pd.DataFrame, tta, progress:bool=False):
 @patch
 def _volume_stats(self:Predictor, df, patient, cache:dict):
     "`volume_stats` of `patient` (all its slices in `df`), computed once"
-    if patient not in cache: cache.clear(); cache[patient] = volume_stats(read_image(f) for f in df.image[df.patient == patient])
+    if patient not in cache: cache.clear(); cache[patient] = volume_stats((read_image(f) for f in df.image[df.patient == patient]), self.norm)
     return cache[patient]
 
 # %% ../nbs/04_inference.ipynb #78c3209b

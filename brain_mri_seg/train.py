@@ -99,7 +99,7 @@ class ImageConfig:
     image_channels:int=3          # Input channels: 3 (pre-contrast, FLAIR, post-contrast)
     image_height:int=256          # Input height in pixels
     image_width:int=256           # Input width in pixels; must equal `image_height`
-    image_normalization:str='Simple'  # Simple (x/255), ImageNet, or Volume (per-patient statistics)
+    image_normalization:str='Simple'  # Simple (x/255), ImageNet, Volume (per-patient percentiles) or Robust (per-patient robust z-score)
     context_slices:int=0          # Neighbouring slices on each side whose FLAIR is added as channels (2.5-D input; 0: none) (ours)
     patch_size:int=0              # Train on random squares of this many pixels cut from the slices at image_height; validate and predict on whole slices (0: train on whole slices) (ours)
 
@@ -170,7 +170,7 @@ _CHOICES = {
     'dataset.image_column': ('image',), 'dataset.rle_mask_column': ('rle_mask',),
     'dataset.validation_strategy': ('kfold',),
     'dataset.group_fold_column': ('patient', 'image', 'mask', 'rle_mask', None),
-    'image.image_normalization': ('Simple', 'ImageNet', 'Volume'),
+    'image.image_normalization': ('Simple', 'ImageNet', 'Volume', 'Robust'),
     'prediction.metric': ('IoU', 'Dice'),
     'training.loss_function': tuple(_LOSSES),
     'training.optimizer': ('AdamW',),
