@@ -152,6 +152,7 @@ IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406], np.float32), np.ar
 
 def _otsu(h:np.ndarray)->int:
     "Otsu threshold of histogram `h` (counts of the values 0, 1, ...): the level that best splits it in two classes"
+    h = np.asarray(h, np.float64)
     v = np.arange(len(h), dtype=np.float64); w0 = h.cumsum(); m0 = (h*v).cumsum(); w1 = w0[-1] - w0
     between = np.where((w0 > 0) & (w1 > 0), (m0*w0[-1] - m0[-1]*w0)**2 / np.maximum(w0*w1, 1), -1)
     return int(np.argmax(between))
