@@ -19,13 +19,16 @@ from brain_mri_seg.data import read_data, read_image, read_mask
 from brain_mri_seg.datablock import volume_stats, _otsu
 
 
-def levels(imgs, masks, norm):
-    "(tissue, tumour) FLAIR levels of one volume after `norm`"
+def levels(imgs, masks):
+    "{norm: (tissue, tumour)} FLAIR levels of one volume after each normalization"
     f = np.stack([im[..., 1] for im in imgs]); m = np.stack(masks) > 0
-    lo, hi = (0., 255.) if norm == 'simple' else volume_stats(imgs, norm)[:, 1]
-    x = (f.astype(np.float32) - lo) / (hi - lo)
-    head = f > _otsu(np.bincount(f.ravel(), minlength=256).astype(np.float64))
-    return float(np.median(x[head & ~m])), float(x[m].mean())
+    tissue = (f > _otsu(np.bincount(f.ravel(), minlength=256))) & ~m      # the head's voxels outside the tumour
+    out = {}
+    for norm in ('simple', 'volume', 'robust'):
+        lo, hi = (0., 255.) if norm == 'simple' else volume_stats(imgs, norm)[:, 1]
+        x = (f.astype(np.float32) - lo) / (hi - lo)
+        out[norm] = float(np.median(x[tissue])), float(x[m].mean())
+    return out
 
 
 def main():
@@ -39,7 +42,7 @@ def main():
         masks = [read_mask(f) for f in g['mask']]
         if not any(m.any() for m in masks): continue
         imgs = [read_image(f) for f in g['image']]
-        rows.append({'patient': p, **{f'{k}_{n}': v for n in ('simple', 'volume', 'robust') for k, v in zip(('tissue', 'tumour'), levels(imgs, masks, n))}})
+        rows.append({'patient': p, **{f'{k}_{n}': v for n, lv in levels(imgs, masks).items() for k, v in zip(('tissue', 'tumour'), lv)}})
     d = pd.DataFrame(rows).set_index('patient')
     print(f"{len(d)} patients with a tumour, FLAIR channel; spreads across patients in units of the mean tumour-tissue contrast\n")
     print("| normalization | tissue level: spread | tumour level: spread | contrast: spread |")
