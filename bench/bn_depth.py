@@ -17,7 +17,7 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import pandas as pd
 import brain_mri_seg.inference as inf
 from brain_mri_seg.data import read_data
-from brain_mri_seg.evaluate import evaluate
+from brain_mri_seg.evaluate import evaluate, summary_metrics
 from brain_mri_seg.train import fold_dirs
 
 SHALLOW = ('encoder.bn1', 'encoder.layer1')
@@ -59,7 +59,7 @@ def main():
     cells = a.cells.split(',')
     if bad := [c for c in cells if c not in CELLS]: raise SystemExit(f"--cells: unknown {bad}; expected some of {list(CELLS)}")
     inf.bn_adapted = bn_adapted   # `_TorchRunner.adapt` looks it up at call time
-    truth, rows = read_data(a.data), []
+    truth, rows, slices = read_data(a.data), [], []
     for d in fold_dirs(a.folds):
         if not (d/'model.pth').is_file(): continue
         p = inf.Predictor.load(d, backend='torch', bn_adapt=1.)   # any weight > 0 turns the adaptation on; SPEC sets it
@@ -70,18 +70,18 @@ def main():
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')   # the other folds' patients are not predicted here, by design
                 res = evaluate(pred, truth[truth.patient.isin(pred.patient.unique())])
-            emp = res['per_slice'][res['per_slice'].true_pixels == 0]
-            rows.append(res['per_patient'].assign(fold=d.name.split('_')[1], cell=c, fp_slices=int((emp.pred_pixels > 0).sum()), empty_slices=len(emp)))
+            rows.append(res['per_patient'].assign(fold=d.name.split('_')[1], cell=c)); slices.append(res['per_slice'].assign(cell=c))
             print(f"{d.name} {c}: {rows[-1].volume_dice.mean():.4f}", flush=True)
     if not rows: raise SystemExit(f"{a.folds}: no fold_K/model.pth")
     t = pd.concat(rows, ignore_index=True)
     if a.save: t.to_csv(a.save + '.tmp', index=False); os.replace(a.save + '.tmp', a.save)
     v = t.pivot_table(index=['fold', 'patient'], columns='cell', values='volume_dice')[cells]
-    fp = t.groupby(['cell', 'fold']).first()[['fp_slices', 'empty_slices']].groupby('cell').sum()
+    s = pd.concat(slices, ignore_index=True)
+    fp = {c: summary_metrics(s[s.cell == c], t[t.cell == c])['empty_fp_rate'] for c in cells}
     ref = cells[0]
     print(f"\n| setting | mean volume Dice | higher than {ref} | empty-slice FP |\n|---|---|---|---|")
     for c in v.mean().sort_values(ascending=False).index:
-        print(f"| {c} | {v[c].mean():.4f} | {(v[c] > v[ref]).sum()} of {len(v)} | {fp.fp_slices[c]/fp.empty_slices[c]*100:.1f}% |")
+        print(f"| {c} | {v[c].mean():.4f} | {(v[c] > v[ref]).sum()} of {len(v)} | {fp[c]*100:.1f}% |")
     folds = v.index.get_level_values(0)
     loo = float('nan')
     if folds.nunique() > 1:   # each fold's setting chosen on the other folds, so that no fold is scored by a choice made on it

@@ -17,19 +17,20 @@ Prints a markdown table and a last line `RESULT reference_mean=... ci_low=... ci
 import argparse
 from pathlib import Path
 import numpy as np, pandas as pd
+from brain_mri_seg.evaluate import summary_metrics
 
 
 def load(d)->tuple[pd.DataFrame, pd.DataFrame]:
-    "Per-patient and per-slice scores of a folder written by `bench/accuracy.py --save`"
+    "Per-patient (those with abnormality, as `evaluate`'s volume Dice) and per-slice scores of a folder written by `bench/accuracy.py --save`"
     d = Path(d)
     for f in ('per_patient.csv', 'per_slice.csv'):
         if not (d/f).exists(): raise SystemExit(f"{d/f}: not found; expected a folder written by `bench/accuracy.py --save`")
     pp, ps = pd.read_csv(d/'per_patient.csv'), pd.read_csv(d/'per_slice.csv')
-    for t, name, cols in ((pp, 'per_patient.csv', ('patient', 'fold', 'volume_dice')), (ps, 'per_slice.csv', ('fold', 'true_pixels', 'pred_pixels', 'iou'))):
+    for t, name, cols in ((pp, 'per_patient.csv', ('patient', 'fold', 'volume_dice', 'true_pixels')), (ps, 'per_slice.csv', ('fold', 'true_pixels', 'pred_pixels', 'iou'))):
         miss = [c for c in cols if c not in t.columns]
         if miss: raise SystemExit(f"{d/name}: missing column(s) {miss}; expected those of `bench/accuracy.py --save`")
     if pp.patient.duplicated().any(): raise SystemExit(f"{d/'per_patient.csv'}: a patient appears twice ({pp.patient[pp.patient.duplicated()].iloc[0]})")
-    return pp, ps
+    return pp[pp.true_pixels > 0], ps
 
 
 def boot_means(x:np.ndarray, n:int, rng)->np.ndarray:
@@ -45,9 +46,9 @@ def signflip_p(d:np.ndarray, n:int, rng)->float:
 
 
 def summary(pp, ps)->dict:
-    emp, tum = ps[ps.true_pixels == 0], ps[ps.true_pixels > 0]
-    return {'mean': pp.volume_dice.mean(), 'median': pp.volume_dice.median(), 'iou': tum.iou.mean(),
-            'fp': (emp.pred_pixels > 0).mean(), 'n': len(pp),
+    "`evaluate`'s headline numbers (`summary_metrics`) of the saved scores, and each fold's mean volume Dice"
+    m = summary_metrics(ps, pp)
+    return {'mean': m['volume_dice_mean'], 'median': m['volume_dice_median'], 'iou': m['slice_iou'], 'fp': m['empty_fp_rate'], 'n': len(pp),
             'folds': ' / '.join(f"{pp[pp.fold == f].volume_dice.mean():.3f}" for f in sorted(pp.fold.unique()))}
 
 
