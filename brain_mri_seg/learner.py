@@ -7,10 +7,10 @@ Docs: https://brain-mri-seg.github.io/brain_mri_seg/learner.html.md"""
 # %% auto #0
 __all__ = ['HUB_TIMEOUT', 'NORM_LAYERS', 'LAYOUT_MIN_SECONDS', 'WeightsError', 'replace_norm', 'seg_model',
            'load_encoder_weights', 'SegBCELoss', 'DiceLoss', 'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss',
-           'BCETverskyLoss', 'LovaszLoss', 'BCELovaszLoss', 'get_loss', 'iou_score', 'dice_score', 'SliceIoU',
-           'SliceDice', 'VolumeDice', 'cpu_has_native_bf16', 'pick_precision', 'ChannelsLastCallback', 'BF16Callback',
-           'time_layouts', 'faster_channels_last', 'pick_channels_last', 'seg_splitter', 'seg_learner', 'EMACallback',
-           'add_deep_supervision', 'DeepSupervision', 'save_model', 'load_model']
+           'BCETverskyLoss', 'LovaszLoss', 'BCELovaszLoss', 'TopKDiceLoss', 'get_loss', 'iou_score', 'dice_score',
+           'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16', 'pick_precision', 'ChannelsLastCallback',
+           'BF16Callback', 'time_layouts', 'faster_channels_last', 'pick_channels_last', 'seg_splitter', 'seg_learner',
+           'EMACallback', 'add_deep_supervision', 'DeepSupervision', 'save_model', 'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -393,9 +393,31 @@ class BCELovaszLoss(LovaszLoss):
         super().__init__(batch, reduction, thresh); store_attr('bce_weight,lovasz_weight')
     def per_image(self, pred, targ): return self.bce_weight*_bce(pred, targ) + self.lovasz_weight*self._lovasz(pred, targ)
 
+# %% ../nbs/02_learner.ipynb #9616baa3
+def _topk_bce(pred:Tensor, targ:Tensor, k:float, batch:bool=False)->Tensor:
+    "Mean BCE of logits `pred` over the fraction `k` of pixels where it is highest: per image, shape (B,), or of the whole batch (`batch`), shape (1,)"
+    l = F.binary_cross_entropy_with_logits(pred, targ, reduction='none').flatten(1)
+    if batch: l = l.reshape(1, -1)
+    return l.topk(max(1, round(l.shape[1]*k)), dim=1, sorted=False).values.mean(1)
+
+# %% ../nbs/02_learner.ipynb #8b57d747
+class TopKDiceLoss(_SegLoss):
+    "BCE of the hardest fraction `k` of the pixels plus soft Dice: nnU-Net's Dice + TopK loss"
+    def __init__(self,
+        k:float=0.1,             # Fraction of the pixels, those with the highest BCE, whose BCE is averaged; 1 gives `BCEDiceLoss`
+        smooth:float=1.,         # Dice smoothing, see `DiceLoss`
+        batch:bool=False,        # The hardest pixels and one Dice of the whole batch instead of each image, see `DiceLoss`
+        reduction:str='mean',    # 'mean', 'sum' or 'none' (per image)
+        thresh:float=0.5,        # `decodes` threshold on probabilities
+    ):
+        if not 0 < k <= 1: raise ValueError(f"k must be a fraction of the pixels in (0, 1], got {k}")
+        super().__init__(reduction, thresh); store_attr('k,smooth,batch')
+    def per_image(self, pred, targ): return _topk_bce(pred, targ, self.k, self._whole_batch) + self._dice(pred, targ)
+
 # %% ../nbs/02_learner.ipynb #e5299a99
 _LOSSES = {'BCEDice': BCEDiceLoss, 'Dice': DiceLoss, 'BCE': SegBCELoss, 'Focal': FocalLoss, 'FocalDice': FocalDiceLoss,
-           'Tversky': TverskyLoss, 'BCETversky': BCETverskyLoss, 'Lovasz': LovaszLoss, 'BCELovasz': BCELovaszLoss}  # `training.loss_function`'s names
+           'Tversky': TverskyLoss, 'BCETversky': BCETverskyLoss, 'Lovasz': LovaszLoss, 'BCELovasz': BCELovaszLoss,
+           'TopKDice': TopKDiceLoss}  # `training.loss_function`'s names
 _LOSS_KEYS = {k.lower(): v for k, v in _LOSSES.items()} | {'segbce': SegBCELoss}
 
 def _loss_class(name:str)->type:
@@ -405,7 +427,7 @@ def _loss_class(name:str)->type:
     return _LOSS_KEYS[key]
 
 def get_loss(
-    name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice'; ours: 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz' (case, '_', '-' and 'Loss' ignored)
+    name:str,  # Seed `loss_function`: 'BCEDice', 'Dice', 'BCE', 'Focal' or 'FocalDice'; ours: 'Tversky', 'BCETversky', 'Lovasz', 'BCELovasz', 'TopKDice' (case, '_', '-' and 'Loss' ignored)
     **kwargs   # Passed to the loss class, e.g. `reduction`, `thresh`
 ):
     "The loss named `name`, as in the seed config's `training.loss_function`"

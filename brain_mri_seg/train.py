@@ -131,7 +131,7 @@ class TrainingConfig:
     grad_accumulation:int=1       # Batches per optimizer step
     gradient_clip:float=0.        # Max gradient norm; 0 disables clipping
     ema_decay:float=0.            # Decay of an exponential moving average of the weights, validated on and kept (e.g. 0.999); 0: none (ours)
-    loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky, Lovasz, BCELovasz
+    loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky, Lovasz, BCELovasz, TopKDice
     batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice, Tversky or Lovasz term) (ours)
     tversky_beta:float=0.7        # Tversky losses: weight of missed tumour pixels, false positives weigh 1 - tversky_beta (ours)
     optimizer:str='AdamW'         # AdamW (PyTorch's, as the seed)
