@@ -12,7 +12,7 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import torch
 from torch.profiler import profile, ProfilerActivity
 from torch.utils.flop_counter import FlopCounterMode
-from brain_mri_seg.learner import seg_model, BCEDiceLoss, pick_precision, pick_channels_last
+from brain_mri_seg.learner import seg_model, BCEDiceLoss, pick_precision, pick_channels_last, keep_freed_memory
 from train_speed import matmul_ceiling   # bench/ is on sys.path when run as `python bench/train_profile.py`
 
 GROUPS = {'conv forward': ('aten::mkldnn_convolution', 'aten::_convolution', 'aten::convolution'),
@@ -26,6 +26,7 @@ GROUPS = {'conv forward': ('aten::mkldnn_convolution', 'aten::_convolution', 'at
 
 def setup(size, bs, device):
     prec = pick_precision('auto', device)
+    if device.type == 'cpu': keep_freed_memory()   # as `seg_learner` does on a CPU
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)
     torch.manual_seed(0)
     m = seg_model('Unet', 'resnet34').to(device).train()

@@ -19,7 +19,7 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from brain_mri_seg.data import read_data, kfold
 from brain_mri_seg.datablock import get_dls
-from brain_mri_seg.learner import seg_model, BCEDiceLoss, cpu_has_native_bf16, pick_precision, pick_channels_last, seg_learner
+from brain_mri_seg.learner import seg_model, BCEDiceLoss, cpu_has_native_bf16, pick_precision, pick_channels_last, seg_learner, keep_freed_memory
 
 
 def paths(device):
@@ -128,14 +128,18 @@ def main():
     ap.add_argument('--sizes', default='256,128')
     ap.add_argument('--rounds', type=int, default=2, help='interleaved rounds of every measurement; the fastest counts')
     ap.add_argument('--overhead-rounds', type=int, default=3, help='paired rounds of fastai vs plain loop; the median ratio counts')
+    ap.add_argument('--default-malloc', action='store_true',
+                    help="time the paths with glibc's allocator as it starts (seg_learner changes it before the fastai rounds); "
+                         "default: keep_freed_memory() first, as training on a CPU does")
     a = ap.parse_args()
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    malloc = 'as started' if a.default_malloc or device.type != 'cpu' else 'keeps freed memory' if keep_freed_memory() else 'as started (not glibc)'
     cap = torch.cuda.get_device_name() if device.type == 'cuda' else torch.backends.cpu.get_cpu_capability()
     df = kfold(read_data(a.data))
     sizes = [int(s) for s in a.sizes.split(',')]
     chosen = {size: auto_path(device, size) for size in sizes}
     print(f"# Training speed: smp Unet-resnet34, batch 16, {device.type}, capability {cap}, "
-          f"native bf16 {cpu_has_native_bf16()}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+          f"native bf16 {cpu_has_native_bf16()}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, malloc {malloc}")
     print("auto chooses: " + ", ".join(f"{chosen[s]} at {s}px" for s in sizes) + "\n")
     res, bats_of = {}, {size: batches(df, size, a.steps + 1) for size in sizes}   # every measurement takes the same batches
     for size in sizes:

@@ -9,8 +9,9 @@ __all__ = ['HUB_TIMEOUT', 'NORM_LAYERS', 'LAYOUT_MIN_SECONDS', 'WeightsError', '
            'load_encoder_weights', 'SegBCELoss', 'DiceLoss', 'BCEDiceLoss', 'FocalLoss', 'FocalDiceLoss', 'TverskyLoss',
            'BCETverskyLoss', 'LovaszLoss', 'BCELovaszLoss', 'TopKDiceLoss', 'get_loss', 'iou_score', 'dice_score',
            'SliceIoU', 'SliceDice', 'VolumeDice', 'cpu_has_native_bf16', 'pick_precision', 'ChannelsLastCallback',
-           'BF16Callback', 'time_layouts', 'faster_channels_last', 'pick_channels_last', 'seg_splitter', 'seg_learner',
-           'EMACallback', 'add_deep_supervision', 'DeepSupervision', 'save_model', 'load_model']
+           'BF16Callback', 'time_layouts', 'faster_channels_last', 'pick_channels_last', 'keep_freed_memory',
+           'seg_splitter', 'seg_learner', 'EMACallback', 'add_deep_supervision', 'DeepSupervision', 'save_model',
+           'load_model']
 
 # %% ../nbs/02_learner.ipynb #e09414b9
 import warnings
@@ -22,7 +23,7 @@ with warnings.catch_warnings():  # fastai.layers calls torch.jit.script at impor
     from fastai.callback.training import GradientAccumulation, GradientClip
 
 # %% ../nbs/02_learner.ipynb #83071ed4
-import copy, dataclasses, difflib, hashlib, json, os, re, socket, tempfile, threading, time
+import copy, ctypes, dataclasses, difflib, hashlib, json, os, platform, re, socket, tempfile, threading, time
 from contextlib import contextmanager, nullcontext
 from unittest import mock
 from urllib.error import HTTPError
@@ -639,6 +640,18 @@ def pick_channels_last(
     t = time_layouts(model, shape)
     return faster_channels_last(t), t
 
+# %% ../nbs/02_learner.ipynb #87927dda
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's `mallopt` parameters (malloc.h)
+
+def keep_freed_memory(
+    trim:int=2**31-1,  # Bytes of free memory at the top of the heap before `malloc` gives any back (the most `mallopt` takes)
+)->bool:               # Whether glibc's allocator was set (False where the C library is not glibc)
+    "Let glibc's `malloc` serve large tensors from its heap and keep freed memory for reuse, instead of `mmap`/`munmap` each time"
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return False
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, int(trim)))
+
 # %% ../nbs/02_learner.ipynb #3d3a3d0b
 def seg_splitter(model:nn.Module)->list:
     "Parameter groups of an smp model: [encoder, decoder + heads]"
@@ -673,6 +686,7 @@ def seg_learner(
     if grad_clip < 0 or int(grad_accum) != grad_accum or grad_accum < 1:
         raise ValueError(f"need grad_clip >= 0 and an integer grad_accum >= 1, got {grad_clip} and {grad_accum}")
     prec = pick_precision(precision, dls.device)
+    if torch.device(dls.device).type == 'cpu': keep_freed_memory()
     if model is None: model = seg_model(arch, encoder, pretrained, weights, in_channels, **(model_kwargs or {}))
     loss_func = loss if callable(loss) else get_loss(loss, thresh=thresh)
     times = None
@@ -798,7 +812,6 @@ def add_deep_supervision(
     model.register_forward_hook(_ds_collect)
     return model
 
-
 # %% ../nbs/02_learner.ipynb #d5e0a007
 class DeepSupervision(Callback):
     "Training loss over the full-resolution output and the heads of `add_deep_supervision`, weighted 1, 1/2, 1/4, ..., normalized"
@@ -814,7 +827,6 @@ class DeepSupervision(Callback):
         for w, z in zip(self.weights[1:], _unwrap(self.learn.model).ds_logits):
             loss = loss + w*self.learn.loss_func(z, F.interpolate(y, size=z.shape[-2:], mode='area'))
         self.learn.loss_grad = loss
-
 
 # %% ../nbs/02_learner.ipynb #faf610f1
 def _jsonable(o):
