@@ -21,7 +21,7 @@ from fastprogress.fastprogress import progress_bar
 from .data import DataError, atomic_write, atomic_write_bytes, read_image, read_data
 from .data import rle_encode, _as_int, _col_values, _h2o_ids, _oneline
 from .datablock import NORMS, VOLUME_NORMS, aug_preset, norm_image, volume_stats, context_images, context_channels, context_order, read_context
-from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, _reason
+from .learner import WeightsError, load_model, pick_precision, cpu_has_native_bf16, keep_freed_memory, _reason
 
 # %% auto #0
 __all__ = ['TTA_MODES', 'BACKENDS', 'IMAGE_EXTS', 'PRED_COLS', 'tta_flips', 'tta_zflip', 'tta_predict', 'remove_small',
@@ -302,6 +302,7 @@ def _setup(self:Predictor, model, backend, precision, channels_last):
         self.model = _ort_session(_onnx_bytes(model, self.size, c=self.meta['in_channels']), self.device)
         return setattr(self, 'runner', _OrtRunner(self.model))
     self.precision = pick_precision(precision, self.device)
+    if self.device.type == 'cpu': keep_freed_memory()   # PyTorch on a CPU: freed tensors kept for reuse (02_learner)
     self.channels_last = (self.precision == 'bf16' and self.device.type == 'cpu') if channels_last is None else channels_last
     self.runner = _TorchRunner(model, self.device, self.precision, self.channels_last,
                                sigmoid=self.meta.get('output', 'logits') == 'logits')
