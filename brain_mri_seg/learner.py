@@ -253,9 +253,18 @@ class _SegLoss:
         "One value over the batch: the loss has `batch` on, and per-image values (`reduction='none'`) were not asked for"
         return getattr(self, 'batch', False) and self.reduction != 'none'
     def _dice(self, pred:Tensor, targ:Tensor)->Tensor:
-        "Soft Dice loss term of the Dice losses: of the batch when `self.batch` (but per image for `reduction='none'`)"
-        return _soft_dice_loss(pred, targ, self.smooth, self._whole_batch)
+        "Soft Dice loss term of the Dice losses: of the batch when `self.batch` (but per image for `reduction='none'`), mixed with the tumour slices' own by `tumour_dice`"
+        d = _soft_dice_loss(pred, targ, self.smooth, self._whole_batch)
+        w, has = getattr(self, 'tumour_dice', 0.), targ.flatten(1).amax(1) > 0
+        if not (w and self._whole_batch and has.any()): return d
+        return (1 - w)*d + w*_soft_dice_loss(pred[has], targ[has], self.smooth).mean(0, keepdim=True)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items())})"
+
+def _tumour_share(w:float, batch:bool)->float:
+    "`w`, checked: the share of a batch Dice given to the per-slice Dice of the slices with tumour"
+    if not 0 <= w <= 1: raise ValueError(f"tumour_dice must be a share in [0, 1], got {w}")
+    if w and not batch: raise ValueError("tumour_dice needs batch=True: per image, the Dice of each slice is already its own")
+    return w
 
 def _same_shape(pred:Tensor, targ:Tensor)->tuple:
     "`pred` and `targ` as plain tensors of one shape; a `(B,H,W)` target gets its channel axis back"
@@ -310,9 +319,10 @@ class DiceLoss(_SegLoss):
     def __init__(self,
         smooth:float=1.,         # Added to numerator and denominator; an empty mask predicted empty has loss 0
         batch:bool=False,        # One Dice over all pixels of the batch (nnU-Net's batch Dice) instead of one per image
+        tumour_dice:float=0.,    # With `batch`: this share of the Dice term is the mean Dice of the slices with tumour, each alone
         reduction:str='mean',    # 'mean' or 'sum' over the images of the batch, or 'none' for one loss per image
         thresh:float=0.5,        # `decodes` threshold on probabilities
-    ): super().__init__(reduction, thresh); store_attr('smooth,batch')
+    ): super().__init__(reduction, thresh); store_attr('smooth,batch'); self.tumour_dice = _tumour_share(tumour_dice, batch)
     def per_image(self, pred, targ): return self._dice(pred, targ)
 
 # %% ../nbs/02_learner.ipynb #096cf110
@@ -323,9 +333,10 @@ class BCEDiceLoss(_SegLoss):
         dice_weight:float=1.,    # Weight of the soft Dice term
         smooth:float=1.,         # Dice smoothing, see `DiceLoss`
         batch:bool=False,        # Batch Dice instead of per-image Dice, see `DiceLoss`
+        tumour_dice:float=0.,    # With `batch`: share of the Dice term given to the tumour slices' own Dice, see `DiceLoss`
         reduction:str='mean',    # 'mean', 'sum' or 'none' (per image)
         thresh:float=0.5,        # `decodes` threshold on probabilities
-    ): super().__init__(reduction, thresh); store_attr('bce_weight,dice_weight,smooth,batch')
+    ): super().__init__(reduction, thresh); store_attr('bce_weight,dice_weight,smooth,batch'); self.tumour_dice = _tumour_share(tumour_dice, batch)
     def per_image(self, pred, targ):
         return self.bce_weight*_bce(pred, targ) + self.dice_weight*self._dice(pred, targ)
 

@@ -133,6 +133,7 @@ class TrainingConfig:
     ema_decay:float=0.            # Decay of an exponential moving average of the weights, validated on and kept (e.g. 0.999); 0: none (ours)
     loss_function:str='BCEDice'   # BCEDice, Dice, BCE, Focal or FocalDice; ours: Tversky, BCETversky, Lovasz, BCELovasz, TopKDice
     batch_dice:bool=False         # One soft Dice over all pixels of the batch instead of one per slice (nnU-Net's batch Dice; losses with a Dice, Tversky or Lovasz term) (ours)
+    tumour_dice:float=0.          # With batch_dice: share of the Dice term given to the mean Dice of the batch's tumour slices, each alone (ours)
     tversky_beta:float=0.7        # Tversky losses: weight of missed tumour pixels, false positives weigh 1 - tversky_beta (ours)
     optimizer:str='AdamW'         # AdamW (PyTorch's, as the seed)
     save_best_checkpoint:bool=False  # Keep the epoch with the best `prediction.metric` instead of the last
@@ -286,6 +287,8 @@ def _check_config(c:Config, where:str)->Config:
     need(0 <= c.prediction.bn_adapt <= 1, 'prediction.bn_adapt', "in [0, 1] (the weight of each volume's batch-norm statistics)", c.prediction.bn_adapt)
     need(not t.batch_dice or 'batch' in inspect.signature(_loss_class(t.loss_function)).parameters, 'training.batch_dice',
          f'false with training.loss_function {t.loss_function} (it has no Dice, Tversky or Lovasz term)', t.batch_dice)
+    need(0 <= t.tumour_dice <= 1 and (not t.tumour_dice or t.batch_dice and 'tumour_dice' in inspect.signature(_loss_class(t.loss_function)).parameters),
+         'training.tumour_dice', 'in [0, 1], and 0 unless training.batch_dice is true with a Dice or BCEDice loss', t.tumour_dice)
     need(0 <= t.ema_decay < 1, 'training.ema_decay', 'in [0, 1) (0: no weight averaging)', t.ema_decay)
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
@@ -725,6 +728,7 @@ def build_learner(cfg:Config,       # Recipe
                   p_seq=c.augmentation.sequence_substitution, context=c.image.context_slices, p_zflip=c.augmentation.context_flip,
                   patch=c.image.patch_size, cutout=c.augmentation.tumour_cutout, cache=c.environment.cache_images)
     kw = dict(batch=True) if t.batch_dice else {}
+    if t.tumour_dice: kw.update(tumour_dice=t.tumour_dice)
     if 'Tversky' in t.loss_function: kw.update(alpha=1 - t.tversky_beta, beta=t.tversky_beta)
     loss = get_loss(t.loss_function, thresh=c.prediction.probability_threshold, **kw)
     learn = seg_learner(dls, arch=c.architecture.architecture, encoder=c.architecture.backbone, loss=loss,
