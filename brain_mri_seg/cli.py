@@ -10,6 +10,7 @@ __all__ = ['VERBS', 'USER_ERRORS', 'summary', 'to_h2o_cli', 'train_cli', 'predic
 
 # %% ../nbs/07_cli.ipynb #74abee43
 import sys, re, json
+from typing import Annotated
 from pathlib import Path
 from fastcore.script import call_parse, anno_parser
 from .data import *
@@ -57,7 +58,7 @@ def train_cli(
     pretrained:bool=False,  # Start from ImageNet encoder weights (needs the network or a local Hugging Face cache)
     weights:str=None,       # Local encoder weights file (torchvision/timm state dict, or a model.pth of ours)
     seed:int=None,          # environment.seed
-    set:str=None,           # Other fields: 'training.epochs=2,image.image_normalization=Volume'
+    set:Annotated[str, {'action': 'append'}]=None,  # Other fields: 'training.epochs=2,image.image_normalization=Volume' (repeatable)
     quiet:bool=False,       # No progress bars
 ):
     "Train a U-Net on `data` into a run folder (config.yaml, metrics.csv, checkpoints, model.pth, pictures)"
@@ -65,7 +66,7 @@ def train_cli(
     ov = {k: v for k, v in dict(epochs=epochs, bs=bs, lr=lr, size=size, precision=precision, encoder=encoder,
                                 seed=seed, **{'architecture.weights': weights}).items() if v is not None}
     if pretrained: ov['architecture.pretrained'] = True
-    ov |= dict(kv.strip().split('=', 1) for kv in re.split(r',(?=\s*[\w.]+=)', set or '') if kv.strip())
+    ov |= dict(kv.strip().split('=', 1) for s in ([set] if isinstance(set, str) else set or []) for kv in re.split(r',(?=\s*[\w.]+=)', s) if kv.strip())
     run = train_from_cli(preset, config, data, out, fold, folds, resume, ov, quiet)
     print(f"run folder: {run}")
 
