@@ -13,6 +13,7 @@ import argparse, os
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 import cv2, numpy as np, pandas as pd
 from brain_mri_seg.data import read_data
+from brain_mri_seg.evaluate import overlap_counts, dice_iou
 
 
 def round_trip(mask:np.ndarray, size:int)->np.ndarray:
@@ -29,16 +30,13 @@ def main():
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(',')]
     df = read_data(a.data)
-    inter = {s: {} for s in sizes}; total = {s: {} for s in sizes}; tumour = {}
+    counts = {s: {} for s in sizes}   # (intersection, predicted, true pixels) of each patient's volume, as `evaluate` sums them
     for pat, g in df.groupby('patient'):
         masks = [cv2.imread(str(m), cv2.IMREAD_UNCHANGED) > 0 for m in g['mask']]
-        tumour[pat] = int(sum(m.sum() for m in masks))
         for s in sizes:
-            rt = [round_trip(m, s) if m.any() else np.zeros_like(m) for m in masks]
-            inter[s][pat] = sum(int((r & m).sum()) for r, m in zip(rt, masks))
-            total[s][pat] = sum(int(r.sum() + m.sum()) for r, m in zip(rt, masks))
-    dice = pd.DataFrame({f'{s} px': {p: 2*inter[s][p]/total[s][p] if total[s][p] else 1. for p in tumour} for s in sizes})
-    dice['tumour_pixels'] = pd.Series(tumour)
+            counts[s][pat] = np.sum([overlap_counts(round_trip(m, s) if m.any() else np.zeros_like(m), m) for m in masks], axis=0)
+    dice = pd.DataFrame({f'{s} px': {p: float(dice_iou(*c)[0]) for p, c in counts[s].items()} for s in sizes})
+    dice['tumour_pixels'] = pd.Series({p: c[2] for p, c in counts[sizes[0]].items()})
     cols = [f'{s} px' for s in sizes]
     print(f"{len(dice)} patients, {len(df)} slices\n")
     print('| | ' + ' | '.join(cols) + ' |\n|---|' + '---|'*len(cols))
