@@ -254,9 +254,10 @@ class _SegLoss:
         return getattr(self, 'batch', False) and self.reduction != 'none'
     def _dice(self, pred:Tensor, targ:Tensor)->Tensor:
         "Soft Dice loss term of the Dice losses: of the batch when `self.batch` (but per image for `reduction='none'`), mixed with the tumour slices' own by `tumour_dice`"
-        d = _soft_dice_loss(pred, targ, self.smooth, self._whole_batch)
-        w, has = getattr(self, 'tumour_dice', 0.), targ.flatten(1).amax(1) > 0
-        if not (w and self._whole_batch and has.any()): return d
+        d, w = _soft_dice_loss(pred, targ, self.smooth, self._whole_batch), getattr(self, 'tumour_dice', 0.)
+        if not (w and self._whole_batch): return d
+        has = targ.flatten(1).amax(1) > 0
+        if not has.any(): return d
         return (1 - w)*d + w*_soft_dice_loss(pred[has], targ[has], self.smooth).mean(0, keepdim=True)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items())})"
 
