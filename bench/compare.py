@@ -12,6 +12,10 @@ the paired differences. `--rerun DIR` names another run of the reference's own r
 each comparison then also shows that run's difference from the reference on the same patients, the spread between two
 runs of one recipe, which a lever has to exceed to mean anything. `--target` adds how far the reference's interval reaches towards a target mean.
 
+A recipe run more than once is given as its folders joined by `+` (`bench/scores/tdice+bench/scores/tdice43`): each
+patient's volume Dice is then the mean over those runs, and the slice scores are pooled, so that two recipes are
+compared on their expected scores rather than on one draw of the seed each.
+
 Prints a markdown table and a last line `RESULT reference_mean=... ci_low=... ci_high=... best_other=... best_delta=...`.
 """
 import argparse
@@ -20,8 +24,14 @@ import numpy as np, pandas as pd
 from brain_mri_seg.evaluate import summary_metrics
 
 
+def label(d:str)->str:
+    "Short name of a folder, or of folders joined by `+`"
+    return '+'.join(Path(x).name for x in str(d).split('+'))
+
+
 def load(d)->tuple[pd.DataFrame, pd.DataFrame]:
-    "Per-patient (those with abnormality, as `evaluate`'s volume Dice) and per-slice scores of a folder written by `bench/accuracy.py --save`"
+    "Per-patient (those with abnormality, as `evaluate`'s volume Dice) and per-slice scores of a folder written by `bench/accuracy.py --save`, or of several joined by `+`"
+    if '+' in str(d): return load_runs(str(d).split('+'))
     d = Path(d)
     for f in ('per_patient.csv', 'per_slice.csv'):
         if not (d/f).exists(): raise SystemExit(f"{d/f}: not found; expected a folder written by `bench/accuracy.py --save`")
@@ -31,6 +41,18 @@ def load(d)->tuple[pd.DataFrame, pd.DataFrame]:
         if miss: raise SystemExit(f"{d/name}: missing column(s) {miss}; expected those of `bench/accuracy.py --save`")
     if pp.patient.duplicated().any(): raise SystemExit(f"{d/'per_patient.csv'}: a patient appears twice ({pp.patient[pp.patient.duplicated()].iloc[0]})")
     return pp[pp.true_pixels > 0], ps
+
+
+def load_runs(dirs:list)->tuple[pd.DataFrame, pd.DataFrame]:
+    "Several runs of one recipe: each patient's volume Dice and error averaged over the runs, the slice scores pooled"
+    runs = [load(d) for d in dirs]
+    sets = [set(pp.patient) for pp, _ in runs]
+    for d, s in zip(dirs[1:], sets[1:]):
+        if s != sets[0]: raise SystemExit(f"{d}: scores other patients than {dirs[0]} ({len(s ^ sets[0])} differ); runs joined by '+' must cover the same patients")
+    pp = pd.concat([pp for pp, _ in runs]).groupby('patient', sort=False).agg(
+        fold=('fold', 'first'), true_pixels=('true_pixels', 'first'), volume_dice=('volume_dice', 'mean'),
+        volume_error=('volume_error', 'mean'), missed=('missed', 'any'), false_alarm=('false_alarm', 'any')).reset_index()
+    return pp, pd.concat([ps for _, ps in runs], ignore_index=True)
 
 
 def boot_means(x:np.ndarray, n:int, rng)->np.ndarray:
@@ -54,7 +76,7 @@ def summary(pp, ps)->dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('dirs', nargs='+', help='folders written by bench/accuracy.py --save; the first is the reference')
+    ap.add_argument('dirs', nargs='+', help="folders written by bench/accuracy.py --save (several runs of one recipe joined by '+'); the first is the reference")
     ap.add_argument('--n', type=int, default=10000, help='bootstrap resamples and sign flips')
     ap.add_argument('--target', type=float, default=None, help="a target mean volume Dice to set against the reference's interval")
     ap.add_argument('--rerun', default=None, help="folder of another run of the reference's recipe: the run-to-run difference on each comparison's patients")
@@ -66,7 +88,7 @@ def main():
     rp = sets[ref][0].set_index('patient').volume_dice
     rr = load(a.rerun)[0].set_index('patient').volume_dice if a.rerun else None
     print('| scores | patients | folds (mean) | mean [95% interval] | median | slice IoU | empty FP | paired with the first: difference [95% interval] | higher | p |'
-          + (f' {Path(a.rerun).name} (a rerun) on the same patients |' if a.rerun else ''))
+          + (f' {label(a.rerun)} (a rerun) on the same patients |' if a.rerun else ''))
     print('|---|---|---|---|---|---|---|---|---|---|' + ('---|' if a.rerun else ''))
     best = (None, -np.inf)
     for d in a.dirs:
@@ -85,12 +107,12 @@ def main():
                 both = common.intersection(rr.index)
                 cmp += f" | {(rr[both] - rp[both]).mean():+.3f} on {len(both)}"
             if dd.mean() > best[1]: best = (d, dd.mean())
-        print(f"| {Path(d).name} | {s['n']} | {s['folds']} | {s['mean']:.3f} [{lo:.3f}, {hi:.3f}] | {s['median']:.3f} | {s['iou']:.3f} | {s['fp']*100:.1f}% | {cmp} |")
+        print(f"| {label(d)} | {s['n']} | {s['folds']} | {s['mean']:.3f} [{lo:.3f}, {hi:.3f}] | {s['median']:.3f} | {s['iou']:.3f} | {s['fp']*100:.1f}% | {cmp} |")
     if a.target is not None:
-        print(f"\nreference {Path(ref).name}: its mean reaches {a.target} in {(rboot >= a.target).mean()*100:.1f}% of the resamples "
+        print(f"\nreference {label(ref)}: its mean reaches {a.target} in {(rboot >= a.target).mean()*100:.1f}% of the resamples "
               f"(the target is {a.target - rp.mean():+.3f} from its mean, whose interval is {rhi - rlo:.3f} wide)")
     print(f"RESULT reference_mean={rp.mean():.4f} ci_low={rlo:.4f} ci_high={rhi:.4f} "
-          f"best_other={Path(best[0]).name if best[0] else 'none'} best_delta={best[1] if best[0] else 0:.4f}")
+          f"best_other={label(best[0]) if best[0] else 'none'} best_delta={best[1] if best[0] else 0:.4f}")
 
 
 if __name__ == '__main__': main()

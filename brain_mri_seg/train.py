@@ -450,7 +450,7 @@ PRESETS = {
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1, 'environment.cache_images': True,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
                 'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'], 'prediction.bn_adapt': 0.25,
-                'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
+                'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.tumour_dice': 0.5, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
                 'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
                 'experiment_name': 'lgg-cpu'}}
 
