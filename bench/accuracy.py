@@ -54,6 +54,8 @@ def main():
                     help="predict each fold's held-out patients again with `Predictor` instead of reading validation_predictions.parquet")
     ap.add_argument('--tta', default=None, help='with --repredict: TTA mode (default: the model\'s recipe)')
     ap.add_argument('--largest', type=int, default=None, help="with --repredict: keep_largest (default: the model's recipe; 0: all)")
+    ap.add_argument('--threshold', type=float, default=None, help="with --repredict: probability threshold (default: the model's recipe)")
+    ap.add_argument('--min-slice-pixels', type=int, default=None, help="with --repredict: empty each slice's mask of fewer pixels, as the last step (default: the model's recipe)")
     ap.add_argument('--min-fraction', type=float, default=None, help="with --repredict and a largest: also keep components of at least this fraction of the largest (default: the model's recipe)")
     ap.add_argument('--bn-adapt', type=float, default=None, help="with --repredict: weight of each volume's own batch-norm statistics (default: the model's recipe)")
     ap.add_argument('--with', dest='others', nargs='+', default=[], metavar='FOLDS',
@@ -74,9 +76,10 @@ def main():
         env = {**envs[0], 'train_seconds': sum(e.get('train_seconds', np.nan) for e in envs)}
         if a.repredict or a.others:
             from brain_mri_seg.inference import Predictor, holdout_table
-            kw = dict(tta=a.tta, backend='torch', precision=a.precision, bn_adapt=a.bn_adapt)
+            kw = dict(tta=a.tta, backend='torch', precision=a.precision, bn_adapt=a.bn_adapt, threshold=a.threshold)
             p = Predictor.ensemble(members, **kw) if a.others else Predictor.load(d, **kw)
-            pred = p.predict_table(holdout_table(d, a.data), largest=a.largest, min_fraction=a.min_fraction)
+            pred = p.predict_table(holdout_table(d, a.data), largest=a.largest, min_fraction=a.min_fraction,
+                                   min_slice_pixels=a.min_slice_pixels)
         else: pred = pd.read_parquet(d/'validation_predictions.parquet')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the other folds' patients are not predicted here, by design

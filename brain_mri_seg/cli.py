@@ -82,6 +82,7 @@ def predict_cli(
     min_size:int=0,        # Remove predicted components smaller than this many pixels
     largest:int=None,      # Keep only the N largest 3-D components of each patient volume (default: the model's recipe; 0: all)
     min_fraction:float=None, # With largest: also keep components of at least this fraction of the largest one's size (default: the model's recipe)
+    min_slice_pixels:int=None, # Last, empty each slice's mask of fewer pixels (default: the model's recipe; 0: none)
     bn_adapt:float=None,   # Weight of each volume's own batch-norm statistics, 0..1 (test-time adaptation; default: the model's recipe)
     bs:int=16,             # Slices per forward pass
     precision:str='auto',  # auto, fp32, bf16 or fp16
@@ -93,7 +94,7 @@ def predict_cli(
     p = Predictor.load(Path(model), bs=bs, precision=precision, bn_adapt=bn_adapt)
     src = holdout_table(Path(model), Path(data)) if holdout else Path(data)
     res = predict_to_parquet(p, src, Path(out), tta=tta, threshold=threshold, masks=masks, min_size=min_size,
-                             largest=largest, min_fraction=min_fraction, progress=not quiet)
+                             largest=largest, min_fraction=min_fraction, min_slice_pixels=min_slice_pixels, progress=not quiet)
     print(f"wrote {res}")
 
 # %% ../nbs/07_cli.ipynb #e40255fd

@@ -129,11 +129,13 @@ def postprocess(
     largest:int|None=None, # Then keep only the `largest` biggest 3-D components (None: all)
     connectivity:int=1,    # Neighbourhood of the components (see `remove_small`)
     min_fraction:float=0., # With `largest`: also keep components of at least this fraction of the largest one (see `keep_largest`)
+    min_slice_pixels:int=0, # Last, empty every slice left with fewer pixels than this (0: none)
 )->np.ndarray:             # uint8 0/1 mask, same shape
-    "Remove small components, then keep the largest ones, of a thresholded mask"
+    "Remove small components, keep the largest ones, then empty the slices left with next to nothing, of a thresholded mask"
     m = (np.asarray(mask) > 0).astype(np.uint8)
     if min_size > 1: m = remove_small(m, min_size, dims, connectivity)
     if largest is not None: m = keep_largest(m, largest, connectivity, min_fraction)
+    if min_slice_pixels > 1: m[m.sum((-2, -1)) < min_slice_pixels] = 0
     return m
 
 # %% ../nbs/04_inference.ipynb #30816e3b
@@ -235,14 +237,21 @@ def _check_meta(meta:dict, src='Predictor')->dict:
     f = meta.get('min_fraction') or 0.
     if not _is_fraction(f):
         raise DataError(f"{src}: meta field `min_fraction` must be a fraction of the largest component, in [0, 1]; got {f!r}")
+    if (s := _as_int(meta.get('min_slice_pixels') or 0)) is None or s < 0:
+        raise DataError(f"{src}: meta field `min_slice_pixels` must be a number of pixels (0: keep every slice's mask); got {meta['min_slice_pixels']!r}")
     a = meta.get('bn_adapt') or 0.
     if not _is_fraction(a):
         raise DataError(f"{src}: meta field `bn_adapt` must be the weight of each volume's batch-norm statistics, in [0, 1]; got {a!r}")
-    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch, 'min_fraction': float(f), 'bn_adapt': float(a)}
+    return {**meta, 'size': size, 'largest': k, 'context': ctx, 'in_channels': ch, 'min_fraction': float(f), 'min_slice_pixels': s, 'bn_adapt': float(a)}
 
 def _check_bn_adapt(a)->float:
     if not _is_fraction(a): raise ValueError(f"bn_adapt={a!r}: expected the weight of each volume's batch-norm statistics, in [0, 1]")
     return float(a)
+
+def _check_min_slice_pixels(n)->int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"min_slice_pixels={n!r}: expected a number of pixels (0: keep every slice's mask)")
+    return int(n)
 
 def _check_threshold(t)->float:
     try: ok = 0 <= float(t) <= 1
@@ -273,6 +282,7 @@ class Predictor:
         _check_tta(self.tta, self.meta['in_channels'])
         self.largest = self.meta.get('largest') or None   # the recipe's 3-D post-processing (None: keep every component)
         self.min_fraction = self.meta['min_fraction'] if self.largest else 0.   # with `largest`: the recipe's `keep_largest(min_fraction=)`
+        self.min_slice_pixels = self.meta['min_slice_pixels']   # the recipe's last step: slices left with fewer pixels are emptied (0: none)
         if self.bs < 1: raise ValueError(f"bs={bs!r}: expected at least 1")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.tfm = aug_preset('none', self.size)
@@ -314,6 +324,7 @@ def __repr__(self:Predictor)->str:
     m, n = self.meta, f"models={len(self.members)}, " if self.members else ''
     k = f"context={self.context}, " if self.context else ''
     f = f"min_fraction={self.min_fraction}, " if self.min_fraction else ''
+    f += f"min_slice_pixels={self.min_slice_pixels}, " if self.min_slice_pixels else ''
     b = f"bn_adapt={self.bn_adapt}, " if self.bn_adapt else ''
     return (f"Predictor({m.get('arch', '?')}-{m.get('encoder', '?')}, {n}size={self.size}, {k}norm={self.norm!r}, "
             f"threshold={self.threshold}, tta={self.tta!r}, largest={self.largest}, {f}{b}backend={self.backend!r}, precision={self.precision!r}, "
@@ -452,10 +463,12 @@ def predict_slice(self:Predictor,
     tta:str=None,         # One of `TTA_MODES`; None: the predictor's
     threshold:float=None, # None: the predictor's
     proba:bool=False,     # Return the probability map instead of the mask
+    min_slice_pixels:int=None, # Empty a mask of fewer pixels; None: the predictor's, 0: never
 )->np.ndarray:            # (H,W) uint8 0/1 mask, or float32 probabilities
     "Mask (or probability map) of one slice, at its own size"
+    thr, n = _check_threshold(ifnone(threshold, self.threshold)), _check_min_slice_pixels(ifnone(min_slice_pixels, self.min_slice_pixels))
     p = self.predict_proba([img], tta)[0]
-    return p if proba else (p > _check_threshold(ifnone(threshold, self.threshold))).astype(np.uint8)
+    return p if proba else postprocess(p > thr, min_slice_pixels=n)
 
 # %% ../nbs/04_inference.ipynb #284d21bb
 class _MeanRunner:
@@ -463,7 +476,7 @@ class _MeanRunner:
     def __init__(self, runners:list): self.runners = runners
     def __call__(self, xb:torch.Tensor)->torch.Tensor: return torch.stack([r(xb) for r in self.runners]).mean(0)
 
-_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest', 'min_fraction', 'bn_adapt')   # what the models of an ensemble must agree on
+_SHARED = ('size', 'norm', 'context', 'threshold', 'tta', 'largest', 'min_fraction', 'min_slice_pixels', 'bn_adapt')   # what the models of an ensemble must agree on
 
 # %% ../nbs/04_inference.ipynb #be832213
 @patch(cls_method=True)
@@ -604,6 +617,7 @@ def iter_predictions(self:Predictor,
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
     min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one (see `keep_largest`); None: the predictor's
+    min_slice_pixels:int=None, # Last, empty each slice left with fewer pixels (see `postprocess`); None: the predictor's, 0: none
 ):                         # Generator of dicts: image, patient, slice, mask (H,W) uint8 0/1, max_probability
     "Predict every slice of `data`, `bs` at a time, yielding one result per slice in table order"
     thr, tta = _check_threshold(ifnone(threshold, self.threshold)), ifnone(tta, self.tta)
@@ -616,24 +630,26 @@ def iter_predictions(self:Predictor,
     min_fraction = ifnone(min_fraction, self.min_fraction if largest else 0.)
     _check_min_fraction(min_fraction)
     if min_fraction and largest is None: raise ValueError(f"min_fraction={min_fraction!r} needs `largest` (a number of components to keep)")
+    msp = _check_min_slice_pixels(ifnone(min_slice_pixels, self.min_slice_pixels))
     df = slice_table(data, images)             # every argument checked before the first slice is read
-    return self._predictions(df, tta, thr, min_size, dims, largest, progress, min_fraction)
+    return self._predictions(df, tta, thr, min_size, dims, largest, progress, min_fraction, msp)
 
 # %% ../nbs/04_inference.ipynb #a47383c8
 @patch
-def _predictions(self:Predictor, df, tta, thr, min_size, dims, largest, progress, min_fraction=0.):
+def _predictions(self:Predictor, df, tta, thr, min_size, dims, largest, progress, min_fraction=0., min_slice_pixels=0):
     "The generator behind `iter_predictions`"
     per_volume, buf = largest is not None or (dims == 3 and min_size > 1), []
     for r, p in self._iter_proba(df, tta, progress):
         m = (p > thr).astype(np.uint8)
-        if not per_volume: yield _result(r, p, postprocess(m, min_size)); continue
-        if buf and buf[-1]['patient'] != str(r.patient): yield from _flush(buf, min_size, dims, largest, min_fraction)
+        if not per_volume: yield _result(r, p, postprocess(m, min_size, min_slice_pixels=min_slice_pixels)); continue
+        if buf and buf[-1]['patient'] != str(r.patient): yield from _flush(buf, min_size, dims, largest, min_fraction, min_slice_pixels)
         buf.append(_result(r, p, m))
-    if buf: yield from _flush(buf, min_size, dims, largest, min_fraction)
+    if buf: yield from _flush(buf, min_size, dims, largest, min_fraction, min_slice_pixels)
 
-def _flush(buf:list, min_size, dims, largest, min_fraction=0.):
+def _flush(buf:list, min_size, dims, largest, min_fraction=0., min_slice_pixels=0):
     "Post-process the volume of the results in `buf` (one patient), yield them and empty `buf`"
-    vol = postprocess(_stack([b['mask'] for b in buf], buf), min_size, dims, largest, min_fraction=min_fraction)
+    vol = postprocess(_stack([b['mask'] for b in buf], buf), min_size, dims, largest, min_fraction=min_fraction,
+                      min_slice_pixels=min_slice_pixels)
     for b, m in zip(buf, vol): yield {**b, 'mask': m}
     buf.clear()
 
@@ -657,9 +673,11 @@ def predict_table(self:Predictor,
     images=None,           # Image folder of an H2O parquet
     progress:bool=False,   # Show a progress bar
     min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one; None: the predictor's
+    min_slice_pixels:int=None, # Last, empty each slice left with fewer pixels; None: the predictor's, 0: none
 )->pd.DataFrame:           # Predictions table (`PRED_COLS`)
     "Predictions table of `data`: one row per slice, masks as RLE at each slice's own size"
-    rows = [_pred_row(r) for r in self.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction)]
+    rows = [_pred_row(r) for r in self.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction,
+                                                     min_slice_pixels)]
     return pd.DataFrame(rows, columns=list(PRED_COLS)).astype({'slice': np.int64, 'abnormal_pixels': np.int64})
 
 # %% ../nbs/04_inference.ipynb #9634d755
@@ -673,6 +691,7 @@ def predict_volume(self:Predictor,
     largest:int=None,      # Keep the `largest` biggest 3-D components ; None: the predictor's, 0: all
     proba:bool=False,      # Return probabilities (no threshold or post-processing)
     min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one; None: the predictor's
+    min_slice_pixels:int=None, # Last, empty each slice left with fewer pixels; None: the predictor's, 0: none
 )->np.ndarray:             # (D,H,W) uint8 0/1 masks (or float32 probabilities) in slice order
     "Masks of all the slices of one patient, stacked in slice order"
     df = slice_table(folder)
@@ -681,7 +700,8 @@ def predict_volume(self:Predictor,
     if proba:
         rp = list(self.iter_proba(df, tta))
         return _stack([p for _, p in rp], [dict(patient=df.patient.iloc[0])])
-    res = list(self.iter_predictions(df, tta, threshold, min_size, dims, largest, min_fraction=min_fraction))
+    res = list(self.iter_predictions(df, tta, threshold, min_size, dims, largest, min_fraction=min_fraction,
+                                     min_slice_pixels=min_slice_pixels))
     return _stack([r['mask'] for r in res], res)
 
 # %% ../nbs/04_inference.ipynb #ee8f8dfa
@@ -769,10 +789,11 @@ def predict_to_parquet(
     progress:bool=True,    # Show a progress bar
     group_rows:int=1024,   # Rows per parquet row group (rows held in memory before writing)
     min_fraction:float=None, # With `largest`: also keep components of at least this fraction of the largest one; None: the predictor's
+    min_slice_pixels:int=None, # Last, empty each slice left with fewer pixels; None: the predictor's, 0: none
 )->Path:                   # `out_dir/predictions.parquet`
     "Stream predictions of `data` to `out_dir/predictions.parquet` (and PNG masks), in bounded memory"
     out = Path(out_dir)
-    res = predictor.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction)
+    res = predictor.iter_predictions(data, tta, threshold, min_size, dims, largest, images, progress, min_fraction, min_slice_pixels)
     mask_dir = out/'masks' if masks else None
     return atomic_write(out/'predictions.parquet', lambda tmp: _write_rows(res, tmp, mask_dir, group_rows))
 

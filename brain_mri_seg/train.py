@@ -117,6 +117,7 @@ class PredictionConfig:
     test_time_augmentations:list[str]=field(default_factory=list)  # horizontal_flip and/or vertical_flip: the default TTA of `predict` and of the validation predictions
     keep_largest:int=0            # Keep only this many largest 3-D components of each patient's predicted volume; 0 keeps all (ours)
     min_fraction:float=0.         # With keep_largest: also keep every component of at least this fraction of the largest one's volume (ours)
+    min_slice_pixels:int=0        # Last, empty each slice's predicted mask of fewer pixels, at the slice's own size; 0: none (ours)
     bn_adapt:float=0.             # Weight of each volume's own batch-norm statistics when predicting it (test-time adaptation, `bn_adapted`); 0: the training statistics (ours)
 
 @dataclass
@@ -284,6 +285,7 @@ def _check_config(c:Config, where:str)->Config:
     f = c.prediction.min_fraction
     need(0 <= f <= 1, 'prediction.min_fraction', 'in [0, 1] (a fraction of the largest component)', f)
     need(not f or c.prediction.keep_largest, 'prediction.min_fraction', '0 while prediction.keep_largest is 0 (every component is kept)', f)
+    need(c.prediction.min_slice_pixels >= 0, 'prediction.min_slice_pixels', '>= 0 pixels (0 keeps every slice\'s mask)', c.prediction.min_slice_pixels)
     need(0 <= c.prediction.bn_adapt <= 1, 'prediction.bn_adapt', "in [0, 1] (the weight of each volume's batch-norm statistics)", c.prediction.bn_adapt)
     need(not t.batch_dice or 'batch' in inspect.signature(_loss_class(t.loss_function)).parameters, 'training.batch_dice',
          f'false with training.loss_function {t.loss_function} (it has no Dice, Tversky or Lovasz term)', t.batch_dice)
@@ -449,7 +451,7 @@ PRESETS = {
                 'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.75,
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1, 'environment.cache_images': True,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
-                'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.test_time_augmentations': ['horizontal_flip'], 'prediction.bn_adapt': 0.25,
+                'prediction.probability_threshold': 0.5, 'prediction.keep_largest': 1, 'prediction.min_slice_pixels': 128, 'prediction.test_time_augmentations': ['horizontal_flip'], 'prediction.bn_adapt': 0.25,
                 'training.loss_function': 'BCEDice', 'training.batch_dice': True, 'training.tumour_dice': 0.5, 'training.optimizer': 'AdamW', 'training.learning_rate': 3e-3, 'training.weight_decay': 1e-2, 'training.schedule': 'OneCycle',
                 'training.warmup_epochs': 0., 'training.epochs': 25, 'training.batch_size': 16, 'training.precision': 'auto',
                 'experiment_name': 'lgg-cpu'}}
@@ -960,6 +962,7 @@ def _finish(learn:Learner, cfg:Config, run:Path, fold:int, env:dict):
     meta = dict(arch=c.architecture.architecture, encoder=c.architecture.backbone, size=c.image.image_height,
                 norm=c.image.image_normalization.lower(), threshold=c.prediction.probability_threshold,
                 tta=tta_mode(c.prediction.test_time_augmentations), largest=c.prediction.keep_largest, min_fraction=c.prediction.min_fraction,
+                min_slice_pixels=c.prediction.min_slice_pixels,
                 bn_adapt=c.prediction.bn_adapt, context=c.image.context_slices, config=c.to_dict(), fold=fold, run=str(run))
     save_model(learn.model, run/'model.pth', meta)
     preds = validation_predictions(learn, meta)

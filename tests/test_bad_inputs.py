@@ -284,6 +284,8 @@ CONFIG_CASES = [   # train --config bad.yaml / --set: a field that does not exis
          ('augmentation.sequence_substitution',), r'must be in \[0, 1\], got 1\.5', verbs=T),
     Case('set-keep-largest-negative', lambda fx, d: {'set': 'prediction.keep_largest=-1'},
          ('prediction.keep_largest',), r'must be >= 0', verbs=T),
+    Case('set-min-slice-pixels-negative', lambda fx, d: {'set': 'prediction.min_slice_pixels=-1'},
+         ('prediction.min_slice_pixels',), r"must be >= 0 pixels \(0 keeps every slice's mask\), got -1", verbs=T),
     Case('set-patient-balance-out-of-range', lambda fx, d: {'set': 'dataset.patient_balance=2'},
          ('dataset.patient_balance',), r'must be in \[0, 1\] \(0: every tumour slice alike, 1: every patient alike\), got 2', verbs=T),
     Case('set-tumour-cutout-out-of-range', lambda fx, d: {'set': 'augmentation.tumour_cutout=1.5'},
