@@ -32,7 +32,7 @@ from fastcore.basics import noop
 from operator import attrgetter
 from fastai.data.load import DataLoader, _FakeLoader
 import matplotlib.pyplot as plt
-from .learner import seg_learner, save_model, get_loss, _unwrap, _LOSSES, _loss_class, NORM_LAYERS
+from .learner import seg_learner, save_model, get_loss, _unwrap, _LOSSES, _loss_class, NORM_LAYERS, SegMix
 from .evaluate import overlap_counts, dice_iou
 from .viz import plot_curves, best_worst_grid
 
@@ -64,6 +64,12 @@ class AugmentationConfig:
     sequence_substitution:float=0.     # Probability of replacing each non-FLAIR channel by FLAIR, as in scans missing a sequence (ours)
     context_flip:float=0.              # Probability of mirroring the neighbouring slices along z (needs image.context_slices; ours)
     tumour_cutout:float=0.             # Probability of dark holes cut into a training slice's tumour, the mask left whole (`tumour_cutout`; ours)
+    mix_image:str='Disabled'           # Disabled, Mixup, Cutmix or Carvemix (ours): each training slice mixed with another of its batch, mask with image (`SegMix`)
+    mix_probability:float=1.           # Probability that a training slice is mixed
+    mix_concentration:float=1.         # α of the Beta(α, α) share of a slice kept (Mixup, Cutmix)
+    mix_iterations:int=1               # Mixes of each batch
+    mix_target:str='Ratio'             # Masks mixed in the images' ratio: the only choice for masks
+    cutmix_corner:bool=False           # Cutmix: the box at a corner of the slice
 
 # %% ../nbs/03_train.ipynb #d6a6dc89
 @dataclass
@@ -161,7 +167,6 @@ class Config:
 # %% ../nbs/03_train.ipynb #13a5830f
 _SECTIONS = {f.name: f.type for f in fields(Config) if dataclasses.is_dataclass(f.type)}  # name -> section class
 _IGNORED = dict(  # seed fields that describe Hydrogen Torch itself: accepted, reported once, dropped
-    augmentation=('cutmix_corner', 'mix_concentration', 'mix_image', 'mix_iterations', 'mix_probability', 'mix_target'),
     dataset=('class_name_column', 'data_folder_test', 'data_sample_choice', 'test_dataframe', 'validation_dataframe', 'validation_size'),
     environment=('gpus',),
     logging=('logger', 'neptune_project'),
@@ -169,6 +174,7 @@ _IGNORED = dict(  # seed fields that describe Hydrogen Torch itself: accepted, r
               'train_validation_data'))
 _CHOICES = {
     'augmentation.augmentations_strategy': ('None', 'Soft', 'Medium', 'Hard', 'Custom'),
+    'augmentation.mix_image': ('Disabled', 'Mixup', 'Cutmix', 'Carvemix'), 'augmentation.mix_target': ('Ratio',),
     'dataset.image_column': ('image',), 'dataset.rle_mask_column': ('rle_mask',),
     'dataset.validation_strategy': ('kfold',),
     'dataset.group_fold_column': ('patient', 'image', 'mask', 'rle_mask', None),
@@ -295,6 +301,10 @@ def _check_config(c:Config, where:str)->Config:
     need(0 < t.tversky_beta < 1, 'training.tversky_beta', 'in (0, 1) (false positives weigh 1 - tversky_beta)', t.tversky_beta)
     need(0 <= c.augmentation.sequence_substitution <= 1, 'augmentation.sequence_substitution', 'in [0, 1]', c.augmentation.sequence_substitution)
     need(0 <= c.augmentation.tumour_cutout <= 1, 'augmentation.tumour_cutout', 'in [0, 1]', c.augmentation.tumour_cutout)
+    g = c.augmentation
+    need(0 <= g.mix_probability <= 1, 'augmentation.mix_probability', 'in [0, 1]', g.mix_probability)
+    need(g.mix_concentration > 0, 'augmentation.mix_concentration', '> 0 (the α of a Beta(α, α))', g.mix_concentration)
+    need(g.mix_iterations >= 1, 'augmentation.mix_iterations', 'an integer >= 1', g.mix_iterations)
     z = c.augmentation.context_flip
     need(0 <= z <= 1, 'augmentation.context_flip', 'in [0, 1]', z)
     need(not z or c.image.context_slices, 'augmentation.context_flip', '0 while image.context_slices is 0 (no neighbouring slices to mirror)', z)
@@ -715,6 +725,12 @@ def _model_kwargs(cfg:Config)->dict:
     return {k: v for k, v in kw.items() if v is not None}
 
 # %% ../nbs/03_train.ipynb #93f2156f
+def _mix_cbs(c:Config)->list:
+    "`SegMix` as `augmentation.mix_image` asks, or none"
+    g = c.augmentation
+    if g.mix_image == 'Disabled': return []
+    return [SegMix(g.mix_image, g.mix_probability, g.mix_concentration, g.mix_iterations, g.cutmix_corner)]
+
 def build_learner(cfg:Config,       # Recipe
                   df:pd.DataFrame,  # Slice table with folds (`slice_table`)
                   fold:int,         # Validation fold
@@ -737,7 +753,7 @@ def build_learner(cfg:Config,       # Recipe
                         lr=t.learning_rate, wd=t.weight_decay, precision=_precision(c), pretrained=c.architecture.pretrained,
                         weights=c.architecture.weights, grad_clip=t.gradient_clip, grad_accum=t.grad_accumulation, ema=t.ema_decay,
                         thresh=c.prediction.probability_threshold, model_kwargs=_model_kwargs(c),
-                        in_channels=context_channels(c.image.context_slices), channels_last=channels_last)
+                        in_channels=context_channels(c.image.context_slices), channels_last=channels_last, cbs=_mix_cbs(c))
     if t.differential_learning_rate_layers:
         learn.splitter = _splitter(t.differential_learning_rate_layers)
         learn.lr = np.array([t.learning_rate, t.differential_learning_rate])
