@@ -1,9 +1,10 @@
 """How much of each patient's volume Dice the training resolution alone costs: the true masks taken down and back up.
 
 Run from the repo root:
-    python bench/resolution.py [--data ../shared/data/lgg/kaggle_3m] [--sizes 96,128,160,192]
+    python bench/resolution.py [--data ../shared/data/lgg/kaggle_3m] [--sizes 96,128,160,192] [--shrink nearest]
 
-Each true mask is resized to SIZE×SIZE with area averaging (what the slices go through before the network sees them),
+Each true mask is resized to SIZE×SIZE with area averaging (what `AlignedResize` does to the training masks since the
+thirty-fourth session; `--shrink nearest`: OpenCV's nearest neighbour, what the training masks went through before),
 brought back to its own size bilinearly and thresholded at 0.5 (what happens to the network's probabilities), and
 each patient's volume is scored against the original with the project's volume Dice: a prediction that is perfect
 at SIZE px scores this, and no better. Prints a markdown table (mean, median and worst patient per size, then the
@@ -16,10 +17,10 @@ from brain_mri_seg.data import read_data
 from brain_mri_seg.evaluate import overlap_counts, dice_iou
 
 
-def round_trip(mask:np.ndarray, size:int)->np.ndarray:
-    "0/1 `mask` resized to `size`×`size` (area) and back to its own shape (bilinear), thresholded at 0.5"
+def round_trip(mask:np.ndarray, size:int, shrink:str='area')->np.ndarray:
+    "0/1 `mask` resized to `size`×`size` (area, or nearest neighbour) and back to its own shape (bilinear), thresholded at 0.5"
     m = mask.astype(np.float32)
-    small = cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(m, (size, size), interpolation=dict(area=cv2.INTER_AREA, nearest=cv2.INTER_NEAREST)[shrink])
     return cv2.resize(small, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR) > 0.5
 
 
@@ -27,6 +28,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--data', default='../shared/data/lgg/kaggle_3m')
     ap.add_argument('--sizes', default='128,160,192')
+    ap.add_argument('--shrink', default='area', choices=('area', 'nearest'), help='how each mask is taken down to SIZE')
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(',')]
     df = read_data(a.data)
@@ -34,7 +36,7 @@ def main():
     for pat, g in df.groupby('patient'):
         masks = [cv2.imread(str(m), cv2.IMREAD_UNCHANGED) > 0 for m in g['mask']]
         for s in sizes:
-            counts[s][pat] = np.sum([overlap_counts(round_trip(m, s) if m.any() else np.zeros_like(m), m) for m in masks], axis=0)
+            counts[s][pat] = np.sum([overlap_counts(round_trip(m, s, a.shrink) if m.any() else np.zeros_like(m), m) for m in masks], axis=0)
     dice = pd.DataFrame({f'{s} px': {p: float(dice_iou(*c)[0]) for p, c in counts[s].items()} for s in sizes})
     dice['tumour_pixels'] = pd.Series({p: c[2] for p, c in counts[sizes[0]].items()})
     cols = [f'{s} px' for s in sizes]

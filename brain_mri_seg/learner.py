@@ -303,7 +303,7 @@ def _lovasz_grad(gt_sorted:Tensor)->Tensor:
 
 def _lovasz_hinge(pred:Tensor, targ:Tensor, batch:bool=False)->Tensor:
     "Lovász hinge of logits `pred` against 0/1 `targ`: per image, shape (B,), or of the whole batch (`batch`), shape (1,)"
-    p, t = pred.flatten(1), targ.flatten(1)
+    p, t = pred.flatten(1), (targ > 0.5).float().flatten(1)
     if batch: p, t = p.reshape(1, -1), t.reshape(1, -1)
     errs = 1 - p*(2*t - 1)                                  # hinge errors of the margins
     srt, perm = torch.sort(errs, dim=1, descending=True)
@@ -452,15 +452,15 @@ def _ratio(num:Tensor, den:Tensor)->Tensor:
     return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.ones_like(den))
 
 def _binarize(pred:Tensor, targ:Tensor, thresh:float|None)->tuple:
-    "Flattened `(pred > thresh)` and `targ` as float, one row per image"
+    "Flattened `(pred > thresh)` and `targ > 0.5` as float, one row per image"
     pred, targ = _same_shape(pred, targ)
     pred = pred.float() if thresh is None else (pred > thresh).float()
-    return pred.flatten(1), targ.float().flatten(1)
+    return pred.flatten(1), (targ > 0.5).float().flatten(1)
 
 # %% ../nbs/02_learner.ipynb #2b29b430
 def iou_score(
     pred:Tensor,              # Probabilities (or 0/1 mask), shape (B,1,H,W)
-    targ:Tensor,              # 0/1 tumour mask, same shape (or (B,H,W))
+    targ:Tensor,              # Tumour mask, same shape (or (B,H,W)): 0/1, or fractions (`AlignedResize`), tumour above 0.5
     thresh:float|None=0.5,    # Probability threshold; None scores `pred` as soft values
 )->Tensor:                    # IoU per image, shape (B,); empty prediction on empty truth scores 1
     "Intersection over union of `pred > thresh` and `targ`, per image"
@@ -471,7 +471,7 @@ def iou_score(
 # %% ../nbs/02_learner.ipynb #07f7edf1
 def dice_score(
     pred:Tensor,              # Probabilities (or 0/1 mask), shape (B,1,H,W)
-    targ:Tensor,              # 0/1 tumour mask, same shape (or (B,H,W))
+    targ:Tensor,              # Tumour mask, same shape (or (B,H,W)): 0/1, or fractions (`AlignedResize`), tumour above 0.5
     thresh:float|None=0.5,    # Probability threshold; None scores `pred` as soft values
 )->Tensor:                    # Dice per image, shape (B,); empty prediction on empty truth scores 1
     "Sørensen–Dice overlap of `pred > thresh` and `targ`, per image"
