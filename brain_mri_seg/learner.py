@@ -867,7 +867,7 @@ def _check_mix(mode:str, p:float, alpha:float)->str:
 
 def mix_batch(
     x:Tensor,               # Images (B,C,H,W)
-    y:Tensor,               # Masks (B,1,H,W), 0/1
+    y:Tensor,               # Masks (B,1,H,W), 0/1 (fractions at the edges after `AlignedResize`)
     mode:str='cutmix',      # 'mixup', 'cutmix' or 'carvemix' (see above)
     p:float=1.,             # Probability that a slice is mixed with a random slice of the batch
     alpha:float=1.,         # Concentration of the Beta(alpha, alpha) share `λ` kept of each slice (mixup, cutmix)
