@@ -150,11 +150,10 @@ def aug_from_json(
         raise DataError(f"augmentation JSON has a bad argument: {e}") from None
     if not isinstance(tfm, A.Compose): tfm = A.Compose([tfm])
     last = tfm.transforms[-1] if tfm.transforms else None
-    keep = isinstance(last, A.Resize) and (last.height, last.width) == (size, size)
     ts = list(tfm.transforms)
-    if keep and not isinstance(last, AlignedResize): ts[-1] = _resize(size, last.interpolation)   # its mask on the image's grid
-    extra = [] if keep else [_resize(size)]
-    return A.Compose(ts + extra, p=tfm.p, mask_interpolation=cv2.INTER_NEAREST)
+    if not (isinstance(last, A.Resize) and (last.height, last.width) == (size, size)): ts.append(_resize(size))
+    elif not isinstance(last, AlignedResize): ts[-1] = _resize(size, last.interpolation)   # its mask on the image's grid
+    return A.Compose(ts, p=tfm.p, mask_interpolation=cv2.INTER_NEAREST)
 
 # %% ../nbs/01_datablock.ipynb #c5179244
 NORMS = ('simple', 'imagenet', 'volume', 'robust')  # normalizations accepted by `norm_image` and `get_dls`
