@@ -47,9 +47,8 @@ def expected_dice_threshold(vol:np.ndarray, floor:float=0.05)->float:
 def last_step(vol:np.ndarray, variant:str)->np.ndarray:
     "0/1 mask of one patient's probability volume `vol` (D,H,W) under `variant`"
     if variant == 'shift-0.5': vol = ndi.shift(vol, (0, -0.5, 0), order=1, mode='nearest')
-    if variant == 'conn3': return postprocess(vol > 0.5, largest=1, min_slice_pixels=128, connectivity=3)
-    if variant == 'edice': return postprocess(vol >= expected_dice_threshold(vol), largest=1, min_slice_pixels=128)
-    m = postprocess(vol > 0.5, largest=1, min_slice_pixels=128)
+    binary = vol >= expected_dice_threshold(vol) if variant == 'edice' else vol > 0.5
+    m = postprocess(binary, largest=1, min_slice_pixels=128, connectivity=3 if variant == 'conn3' else 1)
     if variant == 'fill': m = np.stack([ndi.binary_fill_holes(s) for s in m]).astype(np.uint8)
     if variant == 'small0.7' and m.sum() < 3000: m = postprocess(vol > 0.7, largest=1, min_slice_pixels=128)
     return m
