@@ -457,7 +457,7 @@ PRESETS = {
             'training.learning_rate': 1e-3, 'training.weight_decay': 0., 'training.schedule': 'Cosine',
             'training.warmup_epochs': 0., 'training.epochs': 5, 'training.batch_size': 16, 'training.precision': 'auto'},
     'lgg-cpu': {'architecture.architecture': 'Unet', 'architecture.backbone': 'resnet34', 'architecture.pretrained': False,
-                'augmentation.augmentations_strategy': 'Medium', 'augmentation.sequence_substitution': 0.3, 'dataset.folds': [4], 'dataset.n_folds': 5,
+                'augmentation.augmentations_strategy': 'Medium', 'augmentation.sequence_substitution': 0.2, 'dataset.folds': [4], 'dataset.n_folds': 5,
                 'dataset.group_fold_column': 'patient', 'dataset.positive_only': False, 'dataset.pos_frac': 0.75,
                 'environment.mixed_precision_training': True, 'environment.seed': 42, 'environment.number_of_workers': 1, 'environment.cache_images': True,
                 'image.image_height': 128, 'image.image_width': 128, 'image.image_normalization': 'Volume', 'image.context_slices': 1,
