@@ -5,33 +5,34 @@ Run from the repo root:  python bench/malloc_step.py [--size 128] [--channels 5]
 `keep_freed_memory` changes the allocator for the whole process and cannot be undone, so each measurement is a fresh
 process: kept, then default, `--pairs` times, so that a slow stretch of a shared machine hits both. Each process times
 `--steps` training steps (after two warm-up steps) of Unet-resnet34 at the `lgg-cpu` shape (5 input channels, batch 16,
-128 px), bf16 autocast + channels-last where the CPU has native bf16 and fp32 otherwise (what `auto` picks), fused AdamW,
-2 threads, random inputs (speed does not depend on pixel values). Prints one line a process and the median of each side.
+128 px) on the path `auto` picks (`pick_precision`, `pick_channels_last`) and `train_profile`'s step (BCE + Dice, fused
+AdamW), 2 threads, random inputs (speed does not depend on pixel values). Prints one line a process and the median of each side.
 """
-import argparse, os, subprocess, sys, time, contextlib, statistics
+import argparse, os, subprocess, sys, time, statistics
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 
 
 def worker(keep, size, channels, steps):
     import torch
-    from brain_mri_seg.learner import seg_model, BCEDiceLoss, keep_freed_memory, cpu_has_native_bf16
+    from brain_mri_seg.learner import seg_model, keep_freed_memory, pick_precision, pick_channels_last
+    from train_profile import make_step   # bench/ is on sys.path: this file runs as a script
     torch.set_num_threads(2)
     if keep: keep_freed_memory()
-    bf16 = cpu_has_native_bf16()
+    device, shape = torch.device('cpu'), (16, channels, size, size)
+    prec = pick_precision('auto', device)
     torch.manual_seed(0)
     m = seg_model('Unet', 'resnet34', in_channels=channels).train()
-    if bf16: m = m.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(m.parameters(), 1e-3, fused=True)
-    x = torch.rand(16, channels, size, size); y = (torch.rand(16, 1, size, size) > .9).float()
-    if bf16: x = x.contiguous(memory_format=torch.channels_last)
-    lf, ts = BCEDiceLoss(), []
+    cl, _ = pick_channels_last(prec, device, m, shape)   # the layout `seg_learner` would train in
+    if cl: m = m.to(memory_format=torch.channels_last)
+    x = torch.rand(*shape); y = (torch.rand(shape[0], 1, size, size) > .9).float()
+    if cl: x = x.contiguous(memory_format=torch.channels_last)
+    step = make_step(m, torch.optim.AdamW(m.parameters(), 1e-3, fused=True), x, y, {'bf16': torch.bfloat16}.get(prec), device)
+    ts = []
     for i in range(steps + 2):
-        t = time.perf_counter()
-        with (torch.autocast('cpu', dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()): p = m(x)
-        lf(p.float(), y).backward(); opt.step(); opt.zero_grad()
+        t = time.perf_counter(); step()
         if i >= 2: ts.append(time.perf_counter() - t)
     ts.sort()
-    print(f"keep={int(keep)} path={'bf16+CL' if bf16 else 'fp32'} size={size} mean={sum(ts)/steps:.3f} "
+    print(f"keep={int(keep)} path={prec}{'+CL' if cl else ''} size={size} mean={sum(ts)/steps:.3f} "
           f"median={ts[steps//2]:.3f} min={ts[0]:.3f}", flush=True)
 
 
