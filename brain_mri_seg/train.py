@@ -145,7 +145,7 @@ class TrainingConfig:
     optimizer:str='AdamW'         # AdamW (PyTorch's, as the seed)
     save_best_checkpoint:bool=False  # Keep the epoch with the best `prediction.metric` instead of the last
     schedule:str='Cosine'         # Cosine (to 0), Linear (to 0), Constant, or OneCycle (fastai's; ours)
-    warmup_epochs:float=0.        # Linear warm-up from 0 before Cosine/Linear/Constant
+    warmup_epochs:float=0.        # Linear warm-up from 0 before Cosine/Linear/Constant; OneCycle's rise (0: a quarter of the epochs)
     weight_decay:float=0.         # Decoupled weight decay
     precision:str='auto'          # auto, fp32, bf16 or fp16 (ours); auto uses `environment.mixed_precision_training`
     memory_format:str='auto'      # auto, contiguous or channels_last (ours); auto: channels-last for bf16 on a CPU and fp16/bf16 on CUDA, timed for fp32 on a CPU (`pick_channels_last`)
@@ -272,6 +272,8 @@ def _check_config(c:Config, where:str)->Config:
     for k in ('batch_size', 'epochs', 'grad_accumulation'): need(getattr(t, k) >= 1, f'training.{k}', '>= 1', getattr(t, k))
     for k in ('learning_rate', 'differential_learning_rate'): need(getattr(t, k) > 0, f'training.{k}', '> 0', getattr(t, k))
     for k in ('weight_decay', 'gradient_clip', 'warmup_epochs'): need(getattr(t, k) >= 0, f'training.{k}', '>= 0', getattr(t, k))
+    need(t.schedule != 'OneCycle' or t.warmup_epochs < t.epochs, 'training.warmup_epochs',
+         f'< training.epochs={t.epochs} with the OneCycle schedule (the cycle must come down)', t.warmup_epochs)
     need(i.image_channels == 3, 'image.image_channels', '3 (the slices are RGB: pre-contrast, FLAIR, post-contrast)', i.image_channels)
     need(i.image_height == i.image_width, 'image.image_width', f'equal to image.image_height={i.image_height} (square inputs)', i.image_width)
     need(i.image_height >= 8, 'image.image_height', '>= 8 pixels', i.image_height)
@@ -873,7 +875,9 @@ def _fit(learn:Learner, cfg:Config, start:int, cbs:list):
     "Fit with the config's schedule, from epoch `start`"
     t = cfg.training
     lr = learn.lr if t.differential_learning_rate_layers else t.learning_rate
-    if t.schedule == 'OneCycle': learn.fit_one_cycle(t.epochs, lr, wd=t.weight_decay, cbs=cbs, start_epoch=start)
+    if t.schedule == 'OneCycle':   # `warmup_epochs`: the rise of the cycle (0: fastai's quarter of the epochs)
+        pct = t.warmup_epochs/t.epochs if t.warmup_epochs else 0.25
+        learn.fit_one_cycle(t.epochs, lr, wd=t.weight_decay, pct_start=pct, cbs=cbs, start_epoch=start)
     else: learn.fit_cosine(t.epochs, lr, wd=t.weight_decay, warmup_epochs=t.warmup_epochs, kind=t.schedule, cbs=cbs, start_epoch=start)
 
 # %% ../nbs/03_train.ipynb #79fd1302
