@@ -17,7 +17,7 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 from scipy import ndimage
-from postprocess import fold_probs, as_pred, score
+from postprocess import fold_probs, as_pred, per_volume, score
 from brain_mri_seg.data import read_data
 from brain_mri_seg.inference import _labels
 from brain_mri_seg.evaluate import summary_metrics
@@ -63,12 +63,7 @@ def main():
     for run in map(Path, a.runs):
         got = run_probs(run, a.data, Path(a.cache) if a.cache else None)
         for by in SCORES:
-            preds = []
-            for rows, probs in got:
-                masks = [None]*len(probs)
-                for _, idx in rows.groupby('patient', sort=False).indices.items():
-                    for i, m in zip(idx, keep_by(np.stack([probs[i] for i in idx]).astype(np.float32), by)): masks[i] = m
-                preds.append(as_pred(rows, masks))
+            preds = [as_pred(rows, per_volume(rows, probs, lambda vol: keep_by(vol, by))) for rows, probs in got]
             sl, pa = score(preds, truth)
             m = summary_metrics(sl, pa)
             cs = pa.set_index('patient').volume_dice.get(WATCH, float('nan'))

@@ -27,7 +27,7 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np, pandas as pd
 from scipy import ndimage as ndi
-from postprocess import fold_probs, as_pred, score
+from postprocess import fold_probs, as_pred, per_volume, score
 from brain_mri_seg.data import read_data, read_mask
 from brain_mri_seg.inference import postprocess
 from brain_mri_seg.evaluate import summary_metrics
@@ -80,12 +80,7 @@ def main():
         off = np.concatenate([offsets(rows, probs, truth) for rows, probs in folds])
         dice = {}
         for v in VARIANTS:
-            preds = []
-            for rows, probs in folds:
-                masks = [None]*len(probs)
-                for _, idx in rows.groupby('patient', sort=False).indices.items():
-                    for i, m in zip(idx, last_step(np.stack([probs[i] for i in idx]).astype(np.float32), v)): masks[i] = m
-                preds.append(as_pred(rows, masks))
+            preds = [as_pred(rows, per_volume(rows, probs, lambda vol: last_step(vol, v))) for rows, probs in folds]
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 dice[v] = summary_metrics(*score(preds, truth))['volume_dice_mean']

@@ -61,6 +61,14 @@ def volume_masks(rows:pd.DataFrame, probs:list, thr:float, k:int=0, frac:float=0
     return masks
 
 
+def per_volume(rows:pd.DataFrame, probs:list, fn)->list:
+    "Masks of `probs`, each patient's probability volume (float32, slices in row order) mapped to a mask volume by `fn`"
+    masks = [None]*len(probs)
+    for _, idx in rows.groupby('patient', sort=False).indices.items():
+        for i, m in zip(idx, fn(np.stack([probs[i] for i in idx]).astype(np.float32))): masks[i] = m
+    return masks
+
+
 def as_pred(rows:pd.DataFrame, masks:list)->pd.DataFrame:
     "Predictions table of `rows` with `masks` as RLE"
     return rows.assign(rle_mask=[rle_encode(m) for m in masks])
