@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 from postprocess import fold_probs, as_pred, per_volume, score
 from brain_mri_seg.data import read_data
-from brain_mri_seg.inference import _labels
+from brain_mri_seg.inference import _labels, postprocess
 from brain_mri_seg.evaluate import summary_metrics
 from brain_mri_seg.train import fold_dirs
 
@@ -47,8 +47,7 @@ def keep_by(p:np.ndarray, by:str, thr:float=0.5, min_slice_pixels:int=128)->np.n
         s = dict(size=size, mass=mass, hi90=ndimage.sum(p > 0.9, lab, idx), hi95=ndimage.sum(p > 0.95, lab, idx),
                  size_mean2=size*mean**2, size_mean4=size*mean**4, mean=mean, max=ndimage.maximum(p, lab, idx))[by]
         v = (lab == 1 + int(np.argmax(s))).astype(np.uint8)
-    if min_slice_pixels > 1: v[v.sum((-2, -1)) < min_slice_pixels] = 0
-    return v
+    return postprocess(v, min_slice_pixels=min_slice_pixels)
 
 
 def main():
